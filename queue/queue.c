@@ -1,0 +1,291 @@
+/* Queue life cycle, queuing and kicking, probing, statistics. */
+#include <errno.h>
+#include <event2/event.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "queue/queue-int.h"
+
+void tq_list_init(struct tq_list *l)
+{
+	l->head = NULL;
+	l->tail = &l->head;
+	l->count = 0;
+}
+
+void tq_list_append(struct tq_list *l, struct tiocb *t)
+{
+	t->next = NULL;
+	*l->tail = t;
+	l->tail = &t->next;
+	l->count++;
+}
+
+void tq_list_splice(struct tq_list *dst, struct tq_list *src)
+{
+	if (!src->head)
+		return;
+	*dst->tail = src->head;
+	dst->tail = src->tail;
+	dst->count += src->count;
+	tq_list_init(src);
+}
+
+void tq_list_splice_front(struct tq_list *dst, struct tq_list *src)
+{
+	if (!src->head)
+		return;
+	*src->tail = dst->head;
+	if (!dst->head)
+		dst->tail = src->tail;
+	dst->head = src->head;
+	dst->count += src->count;
+	tq_list_init(src);
+}
+
+struct tiocb *tq_list_pop(struct tq_list *l)
+{
+	struct tiocb *t = l->head;
+
+	if (!t)
+		return NULL;
+	l->head = t->next;
+	if (!l->head)
+		l->tail = &l->head;
+	l->count--;
+	t->next = NULL;
+	return t;
+}
+
+void tq_options_default(struct tq_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->depth = 128;
+	o->max_merge_iov = 64;
+	o->max_merge_bytes = 1024 * 1024;
+}
+
+void tq_notify_main(struct tqueue *q)
+{
+	uint64_t one = 1;
+
+	/* Cannot fail short of a bug: the counter never nears overflow. */
+	if (write(q->efd, &one, sizeof(one)) != sizeof(one))
+		log_errno(LOG_LVL_ERR, errno, "queue: eventfd write");
+}
+
+static int tq_start_threads(struct tqueue *q)
+{
+	int r = pthread_create(&q->submit_thread, NULL, tq_submit_main, q);
+	if (r)
+		return -r;
+	q->submit_started = true;
+	r = pthread_create(&q->worker_thread, NULL, tq_worker_main, q);
+	if (r)
+		return -r;
+	q->worker_started = true;
+	return 0;
+}
+
+int tq_create(struct event_base *base, const struct tq_options *o,
+	      struct tqueue **out)
+{
+	struct tqueue *q;
+	int r;
+
+	if (o->depth == 0 || o->depth > 65536)
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->base = base;
+	q->opt = *o;
+	q->efd = -1;
+	q->lim.max_iov = o->max_merge_iov ? o->max_merge_iov : 64;
+	if (q->lim.max_iov > TQ_SLOT_IOV_MAX)
+		q->lim.max_iov = TQ_SLOT_IOV_MAX;
+	q->lim.max_bytes = o->max_merge_bytes ? o->max_merge_bytes : 1024 * 1024;
+	if (o->no_merge)
+		q->lim.max_iov = 0;
+	tq_list_init(&q->staged);
+	tq_list_init(&q->waiting);
+	tq_list_init(&q->work);
+	tq_list_init(&q->done);
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->submit_cond, NULL);
+	pthread_cond_init(&q->worker_cond, NULL);
+
+	q->slots = calloc(o->depth, sizeof(*q->slots));
+	q->events = calloc(o->depth, sizeof(*q->events));
+	if (!q->slots || !q->events) {
+		r = -ENOMEM;
+		goto err;
+	}
+	for (unsigned i = 0; i < o->depth; i++) {
+		q->slots[i].next = q->free_slots;
+		q->free_slots = &q->slots[i];
+	}
+
+	r = io_setup((int)o->depth, &q->ctx);
+	if (r < 0) {
+		log_errno(LOG_LVL_ERR, r, "queue: io_setup(%u)", o->depth);
+		q->ctx = 0;
+		goto err;
+	}
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) {
+		r = -errno;
+		goto err;
+	}
+	if (base) {
+		q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, tq_reap_cb, q);
+		if (!q->ev || event_add(q->ev, NULL) < 0) {
+			r = -ENOMEM;
+			goto err;
+		}
+	}
+	r = tq_start_threads(q);
+	if (r < 0)
+		goto err;
+	*out = q;
+	return 0;
+err:
+	tq_destroy(q);
+	return r;
+}
+
+void tq_destroy(struct tqueue *q)
+{
+	if (!q)
+		return;
+	if (q->outstanding && q->staged.count)
+		tq_kick(q);
+	while (q->outstanding > 0 && q->submit_started)
+		tq_wait(q);
+
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_broadcast(&q->submit_cond);
+	pthread_cond_broadcast(&q->worker_cond);
+	pthread_mutex_unlock(&q->lock);
+	if (q->submit_started)
+		pthread_join(q->submit_thread, NULL);
+	if (q->worker_started)
+		pthread_join(q->worker_thread, NULL);
+
+	if (q->ev)
+		event_free(q->ev);
+	if (q->ctx)
+		io_destroy(q->ctx);
+	if (q->efd >= 0)
+		close(q->efd);
+	pthread_cond_destroy(&q->worker_cond);
+	pthread_cond_destroy(&q->submit_cond);
+	pthread_mutex_destroy(&q->lock);
+	free(q->events);
+	free(q->slots);
+	free(q);
+}
+
+/* Main thread only: no lock until the kick (QEMU's plug). */
+void tq_queue(struct tqueue *q, struct tiocb *t)
+{
+	t->next = NULL;
+	tq_list_append(&q->staged, t);
+	q->outstanding++;
+}
+
+void tq_kick(struct tqueue *q)
+{
+	if (!q->staged.count)
+		return;
+	pthread_mutex_lock(&q->lock);
+	tq_list_splice(&q->waiting, &q->staged);
+	/* A busy submit thread looks at the list again before it sleeps;
+	 * only a sleeping one needs the futex wake. */
+	if (q->submitter_idle)
+		pthread_cond_signal(&q->submit_cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+unsigned tq_outstanding(struct tqueue *q)
+{
+	return q->outstanding;
+}
+
+int tq_wait(struct tqueue *q)
+{
+	struct pollfd pfd = { .fd = q->efd, .events = POLLIN };
+	uint64_t cnt;
+
+	if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
+		return -errno;
+	if (read(q->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return -errno;
+	return tq_poll(q);
+}
+
+void tq_get_stats(struct tqueue *q, struct tq_stats *s)
+{
+	pthread_mutex_lock(&q->lock);
+	*s = q->stats;
+	s->waiting = q->waiting.count + q->staged.count;
+	s->pending = q->pending;
+	pthread_mutex_unlock(&q->lock);
+}
+
+const struct tq_fd_caps *tq_caps(struct tqueue *q)
+{
+	return &q->caps;
+}
+
+/* Submits one iocb on a private context and waits for it. */
+static long tq_probe_one(struct iocb *cb)
+{
+	io_context_t ctx = 0;
+	struct iocb *cbs[1] = { cb };
+	struct io_event ev;
+	long r;
+
+	r = io_setup(1, &ctx);
+	if (r < 0)
+		return r;
+	r = io_submit(ctx, 1, cbs);
+	if (r == 1) {
+		r = io_getevents(ctx, 1, 1, &ev, NULL);
+		r = r == 1 ? (long)ev.res : (r < 0 ? r : -EIO);
+	} else if (r >= 0) {
+		r = -EIO;
+	}
+	io_destroy(ctx);
+	return r;
+}
+
+int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps)
+{
+	struct iocb cb;
+	struct iovec iov = { NULL, 0 };
+	long r;
+
+	io_prep_fdsync(&cb, fd);
+	r = tq_probe_one(&cb);
+	caps->fdsync = r == 0 && !q->opt.no_fdsync;
+	if (r < 0 && r != -EINVAL && r != -EOPNOTSUPP && r != -EBADF)
+		log_errno(LOG_LVL_DEBUG, (int)r, "queue: FDSYNC probe on fd %d", fd);
+
+	/* A zero-length read carrying RWF_DSYNC: old kernels reject the
+	 * non-zero flags word with EINVAL. */
+	io_prep_preadv2(&cb, fd, &iov, 0, 0, RWF_DSYNC);
+	r = tq_probe_one(&cb);
+	caps->rwf_dsync = r >= 0 && !q->opt.no_rwf_dsync;
+
+	log_msg(LOG_LVL_DEBUG, "queue: fd %d: FDSYNC %s, RWF_DSYNC %s", fd,
+		caps->fdsync ? "yes" : "no (fdatasync on the worker)",
+		caps->rwf_dsync ? "yes" : "no (write + flush)");
+	q->caps = *caps;
+	return 0;
+}

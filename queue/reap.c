@@ -1,0 +1,173 @@
+/* Completion reaping on the main thread.
+ *
+ * The AIO context handle is the address of the kernel's completion ring,
+ * mapped into our memory.  When its header has the known layout, events
+ * between head and tail are read and head advanced without a system call
+ * (as QEMU's linux-aio does); otherwise io_getevents does the same job. */
+#include <errno.h>
+#include <event2/event.h>
+#include <unistd.h>
+
+#include "daemon/log.h"
+#include "queue/queue-int.h"
+
+enum { AIO_RING_MAGIC = 0xa10a10a1 };
+
+/* The kernel's struct aio_ring (fs/aio.c); stable ABI since 2.6. */
+struct aio_ring {
+	unsigned id;
+	unsigned nr;
+	unsigned head;
+	unsigned tail;
+	unsigned magic;
+	unsigned compat_features;
+	unsigned incompat_features;
+	unsigned header_length;
+	struct io_event io_events[];
+};
+
+static bool tq_ring_usable(const struct tqueue *q)
+{
+	const struct aio_ring *ring = (const struct aio_ring *)q->ctx;
+
+	return !q->opt.no_user_ring && ring->magic == AIO_RING_MAGIC &&
+	       ring->incompat_features == 0;
+}
+
+static int tq_ring_reap(struct tqueue *q, struct io_event *ev, int max)
+{
+	struct aio_ring *ring = (struct aio_ring *)q->ctx;
+	unsigned head = ring->head, nr = ring->nr;
+	/* Acquire: the events are written before the kernel moves tail. */
+	unsigned tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+	int n = 0;
+
+	while (head != tail && n < max) {
+		ev[n++] = ring->io_events[head];
+		head = (head + 1) % nr;
+	}
+	/* Release: our copies are done before the kernel may reuse them. */
+	__atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+	return n;
+}
+
+static int tq_getevents_reap(struct tqueue *q, struct io_event *ev, int max)
+{
+	struct timespec zero = { 0, 0 };
+	int r = io_getevents(q->ctx, 0, max, ev, &zero);
+
+	if (r < 0 && r != -EINTR)
+		log_errno(LOG_LVL_ERR, r, "queue: io_getevents");
+	return r < 0 ? 0 : r;
+}
+
+/* Moves follow-ups of completed tiocbs into place: a FUA write without
+ * RWF_DSYNC continues as a flush; its flush reports the write's length. */
+static bool tq_fua_followup(struct tqueue *q, struct tiocb *t)
+{
+	if (!(t->flags & TIOCB_FUA) || q->caps.rwf_dsync || t->res < 0)
+		return false;
+	if (t->fua_stage == 0) {
+		t->fua_stage = 1;
+		t->op = TIOCB_FLUSH;
+		return true;
+	}
+	t->op = TIOCB_WRITE;
+	t->res = (long)t->len;
+	return false;
+}
+
+int tq_poll(struct tqueue *q)
+{
+	struct tq_list done, retry, followup;
+	struct tq_slot *freed = NULL;
+	unsigned nslots = 0, left_kernel = 0, nreaped = 0;
+	bool ring = tq_ring_usable(q);
+
+	tq_list_init(&done);
+	tq_list_init(&retry);
+	tq_list_init(&followup);
+
+	for (;;) {
+		int n = ring ? tq_ring_reap(q, q->events, (int)q->opt.depth)
+			     : tq_getevents_reap(q, q->events, (int)q->opt.depth);
+		for (int i = 0; i < n; i++) {
+			struct tq_slot *s = q->events[i].data;
+			struct tiocb **dt = done.tail, **rt = retry.tail;
+
+			left_kernel += s->count;
+			tq_slot_split(s, (long)q->events[i].res, &dt, &rt);
+			done.tail = dt;
+			retry.tail = rt;
+			s->next = freed;
+			freed = s;
+			nslots++;
+		}
+		nreaped += (unsigned)(n > 0 ? n : 0);
+		if (n < (int)q->opt.depth)
+			break;
+	}
+	/* The split linked the lists by hand: recount them. */
+	done.count = retry.count = 0;
+	for (struct tiocb *t = done.head; t; t = t->next)
+		done.count++;
+	for (struct tiocb *t = retry.head; t; t = t->next)
+		retry.count++;
+
+	pthread_mutex_lock(&q->lock);
+	if (freed) {
+		struct tq_slot *last = freed;
+		while (last->next)
+			last = last->next;
+		last->next = q->free_slots;
+		q->free_slots = freed;
+		q->slots_inflight -= nslots;
+	}
+	q->pending -= left_kernel + q->done.count;
+	tq_list_splice(&done, &q->done);
+	if (ring)
+		q->stats.ring_reaps += nreaped;
+	else
+		q->stats.getevents_reaps += nreaped;
+	pthread_mutex_unlock(&q->lock);
+
+	/* Without the lock: pick out FUA writes that continue as a flush. */
+	struct tq_list finished;
+	tq_list_init(&finished);
+	for (struct tiocb *t = tq_list_pop(&done); t; t = tq_list_pop(&done)) {
+		if (tq_fua_followup(q, t))
+			tq_list_append(&followup, t);
+		else
+			tq_list_append(&finished, t);
+	}
+
+	if (retry.count || followup.count || nslots) {
+		pthread_mutex_lock(&q->lock);
+		tq_list_splice_front(&q->waiting, &retry);
+		tq_list_splice(&q->waiting, &followup);
+		if (q->submitter_idle && q->waiting.head)
+			pthread_cond_signal(&q->submit_cond);
+		pthread_mutex_unlock(&q->lock);
+	}
+
+	int ncalled = 0;
+	q->outstanding -= finished.count;
+	for (struct tiocb *t = finished.head, *next; t; t = next) {
+		next = t->next;	/* the callback may reuse t */
+		t->done(t, t->res);
+		ncalled++;
+	}
+	/* Callbacks that queued follow-up I/O are batched into one kick. */
+	tq_kick(q);
+	return ncalled;
+}
+
+void tq_reap_cb(int fd, short what, void *arg)
+{
+	struct tqueue *q = arg;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_errno(LOG_LVL_ERR, errno, "queue: eventfd read");
+	tq_poll(q);
+}
