@@ -1,0 +1,269 @@
+/* vdiskd: serve one virtual disk.  Start-up, signals, shutdown. */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "control/ctl.h"
+#include "daemon/log.h"
+#include "daemon/options.h"
+#include "daemon/sd-notify.h"
+#include "daemon/vbd.h"
+#include "frontends/nbd.h"
+
+enum { SHUTDOWN_TIMEOUT_S = 60 };
+
+struct daemon {
+	struct event_base *base;
+	struct vd_options opt;
+	struct vbd *vbd;
+	struct nbd_server *nbd;
+	struct ctl_server *ctl;
+	struct event *sig_ev[3];
+	struct event *stop_timer;
+	bool stopping;
+	int exit_code;
+	int ready_fd;		/* daemonized: tells the parent we are up */
+};
+
+static void daemon_stop_flushed(void *arg, int err)
+{
+	struct daemon *d = arg;
+
+	if (err) {
+		log_errno(LOG_LVL_ERR, err, "%s: final flush failed", d->opt.name);
+		d->exit_code = 1;
+	}
+	event_base_loopbreak(d->base);
+}
+
+static void daemon_stop_drained(void *arg, int err)
+{
+	struct daemon *d = arg;
+
+	vbd_flush(d->vbd, daemon_stop_flushed, d);
+}
+
+static void daemon_stop_clients_gone(void *arg)
+{
+	struct daemon *d = arg;
+
+	vbd_drain(d->vbd, daemon_stop_drained, d);
+}
+
+static void daemon_stop_timeout(int fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	log_msg(LOG_LVL_ERR, "%s: shutdown did not finish in %d s; exiting",
+		d->opt.name, SHUTDOWN_TIMEOUT_S);
+	d->exit_code = 1;
+	event_base_loopbreak(d->base);
+}
+
+/* Stop accepting, let in-flight requests finish, flush, exit. */
+static void daemon_shutdown(void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv = { SHUTDOWN_TIMEOUT_S, 0 };
+
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	log_msg(LOG_LVL_INFO, "%s: shutting down", d->opt.name);
+	sd_notify_send("STOPPING=1");
+	/* Held requests must run, or their connections never finish. */
+	vbd_resume(d->vbd);
+	d->stop_timer = evtimer_new(d->base, daemon_stop_timeout, d);
+	if (d->stop_timer)
+		evtimer_add(d->stop_timer, &tv);
+	nbd_server_shutdown(d->nbd, daemon_stop_clients_gone, d);
+}
+
+static void daemon_signal(int sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		log_msg(LOG_LVL_INFO, "%s: SIGHUP ignored (use vdiskctl reopen)",
+			d->opt.name);
+		return;
+	}
+	if (d->stopping) {
+		log_msg(LOG_LVL_NOTICE, "%s: already shutting down", d->opt.name);
+		return;
+	}
+	log_msg(LOG_LVL_INFO, "%s: %s received", d->opt.name, strsignal(sig));
+	daemon_shutdown(d);
+}
+
+static int daemon_signals(struct daemon *d)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+
+	signal(SIGPIPE, SIG_IGN);
+	for (unsigned i = 0; i < 3; i++) {
+		d->sig_ev[i] = evsignal_new(d->base, sigs[i], daemon_signal, d);
+		if (!d->sig_ev[i] || evsignal_add(d->sig_ev[i], NULL) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Forks; the parent waits until the child says it is ready (exit 0) or
+ * goes away (exit 1), so start-up errors reach the caller. */
+static int daemon_background(struct daemon *d)
+{
+	int p[2];
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		ssize_t n = read(p[0], &c, 1);
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	d->ready_fd = p[1];
+	if (setsid() < 0)
+		return -errno;
+	return 0;
+}
+
+static void daemon_ready(struct daemon *d)
+{
+	sd_notify_send("READY=1");
+	log_msg(LOG_LVL_NOTICE, "%s: ready (%s)", d->opt.name, d->opt.listen[0]);
+	if (d->ready_fd >= 0) {
+		int fd = open("/dev/null", O_RDWR);
+		if (fd >= 0) {
+			dup2(fd, STDIN_FILENO);
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+			if (fd > STDERR_FILENO)
+				close(fd);
+		}
+		log_init(d->opt.name, log_get_level(), LOG_SINK_SYSLOG);
+		if (write(d->ready_fd, "r", 1) != 1)
+			log_errno(LOG_LVL_WARN, errno, "cannot tell the parent we are ready");
+		close(d->ready_fd);
+		d->ready_fd = -1;
+		if (chdir("/") < 0)
+			log_errno(LOG_LVL_WARN, errno, "chdir /");
+	}
+}
+
+static int daemon_start(struct daemon *d)
+{
+	struct vbd_config vc = {
+		.name = d->opt.name, .image = d->opt.image, .driver = d->opt.driver,
+		.read_only = d->opt.read_only, .cache = d->opt.cache,
+		.queue_depth = d->opt.queue_depth,
+	};
+	struct nbd_server_opts no = {
+		.export_name = d->opt.name,
+		.max_connections = d->opt.max_connections,
+	};
+	struct ctl_daemon cd = { .shutdown = daemon_shutdown, .arg = d };
+	int r;
+
+	d->base = event_base_new();
+	if (!d->base)
+		return -ENOMEM;
+	r = daemon_signals(d);
+	if (r < 0)
+		return r;
+	r = vbd_open(d->base, &vc, &d->vbd);
+	if (r < 0) {
+		log_errno(LOG_LVL_ERR, r, "%s: cannot open %s", d->opt.name, d->opt.image);
+		return r;
+	}
+	r = nbd_server_create(d->base, d->vbd, &no, &d->nbd);
+	if (r < 0) {
+		log_errno(LOG_LVL_ERR, r, "%s: NBD server", d->opt.name);
+		return r;
+	}
+	for (unsigned i = 0; i < d->opt.nr_listen; i++) {
+		r = nbd_server_listen(d->nbd, d->opt.listen[i]);
+		if (r < 0) {
+			log_errno(LOG_LVL_ERR, r, "%s: cannot listen on %s", d->opt.name,
+				  d->opt.listen[i]);
+			return r;
+		}
+	}
+	cd.vbd = d->vbd;
+	cd.nbd = d->nbd;
+	r = ctl_server_create(d->base, d->opt.control, &cd, &d->ctl);
+	if (r < 0) {
+		if (r == -EADDRINUSE)
+			log_msg(LOG_LVL_ERR, "%s: control socket %s is in use: is another "
+				"vdiskd serving this disk?", d->opt.name, d->opt.control);
+		else
+			log_errno(LOG_LVL_ERR, r, "%s: control socket %s", d->opt.name,
+				  d->opt.control);
+		return r;
+	}
+	return 0;
+}
+
+static void daemon_free(struct daemon *d)
+{
+	if (d->ctl)
+		ctl_server_free(d->ctl);
+	if (d->nbd)
+		nbd_server_free(d->nbd);
+	if (d->vbd)
+		vbd_close(d->vbd);
+	for (unsigned i = 0; i < 3; i++)
+		if (d->sig_ev[i])
+			event_free(d->sig_ev[i]);
+	if (d->stop_timer)
+		event_free(d->stop_timer);
+	if (d->base)
+		event_base_free(d->base);
+	vd_options_free(&d->opt);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .ready_fd = -1 };
+	int r;
+
+	switch (vd_options_parse(&d.opt, argc, argv)) {
+	case VD_OPT_OK: break;
+	case VD_OPT_EXIT: return 0;
+	case VD_OPT_USAGE: return 2;
+	default: return 1;
+	}
+	if (vd_options_finish(&d.opt) < 0) {
+		vd_options_free(&d.opt);
+		return 1;
+	}
+	log_init(d.opt.name, d.opt.log_level,
+		 getenv("JOURNAL_STREAM") ? LOG_SINK_JOURNAL : LOG_SINK_STDERR);
+
+	if (!d.opt.foreground) {
+		r = daemon_background(&d);
+		if (r < 0) {
+			log_errno(LOG_LVL_ERR, r, "cannot go to the background");
+			goto out;
+		}
+	}
+	r = daemon_start(&d);
+	if (r < 0)
+		goto out;
+	daemon_ready(&d);
+	event_base_dispatch(d.base);
+	log_msg(LOG_LVL_INFO, "%s: stopped", d.opt.name);
+out:
+	daemon_free(&d);
+	return r < 0 ? 1 : d.exit_code;
+}

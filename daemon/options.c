@@ -1,0 +1,261 @@
+/* Command-line options of vdiskd. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/options.h"
+
+static const char usage_text[] =
+"usage: vdiskd [OPTIONS] IMAGE\n"
+"Serve one virtual disk over NBD.\n"
+"\n"
+"  -n, --name NAME           disk name (default: the image's base name)\n"
+"  -d, --driver raw|ram      image driver (default: detected, else raw)\n"
+"  -l, --listen ADDR         unix:PATH or tcp:HOST:PORT (repeatable;\n"
+"                            default unix:$RUNDIR/NAME.nbd)\n"
+"  -c, --control PATH        control socket (default $RUNDIR/NAME.ctl)\n"
+"  -r, --read-only           serve read-only\n"
+"      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
+"      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
+"      --max-connections N   NBD connections at once (default 128)\n"
+"  -f, --foreground          stay in the foreground, log to stderr\n"
+"  -v, --verbose             more messages (repeatable)\n"
+"  -q, --quiet               errors only\n"
+"  -h, --help                this text\n"
+"  -V, --version             print the version\n"
+"\n"
+"For the ram driver IMAGE is a size: vdiskd -d ram 1G\n";
+
+static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max,
+		      unsigned *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno || end == s || *end || v < (long long)min || v > (long long)max) {
+		fprintf(stderr, "vdiskd: %s: '%s' is not a number from %u to %u\n",
+			opt, s, min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+int vd_options_parse(struct vd_options *o, int argc, char **argv)
+{
+	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN };
+	static const struct option longopts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "driver", required_argument, NULL, 'd' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "control", required_argument, NULL, 'c' },
+		{ "read-only", no_argument, NULL, 'r' },
+		{ "cache", required_argument, NULL, OPT_CACHE },
+		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->cache = VD_CACHE_NONE;
+	o->queue_depth = 128;
+	o->max_connections = 128;
+	o->log_level = LOG_LVL_INFO;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, ":n:d:l:c:rfvqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n': o->name = optarg; break;
+		case 'd': o->driver = optarg; break;
+		case 'l':
+			if (o->nr_listen == VD_MAX_LISTEN) {
+				fprintf(stderr, "vdiskd: at most %d --listen addresses\n",
+					VD_MAX_LISTEN);
+				return VD_OPT_BAD;
+			}
+			o->listen[o->nr_listen++] = optarg;
+			break;
+		case 'c': o->control = optarg; break;
+		case 'r': o->read_only = true; break;
+		case OPT_CACHE:
+			if (strcmp(optarg, "none") == 0)
+				o->cache = VD_CACHE_NONE;
+			else if (strcmp(optarg, "writeback") == 0)
+				o->cache = VD_CACHE_WRITEBACK;
+			else {
+				fprintf(stderr, "vdiskd: --cache: '%s' is not none or writeback\n",
+					optarg);
+				return VD_OPT_BAD;
+			}
+			break;
+		case OPT_QUEUE_DEPTH:
+			if (parse_uint("--queue-depth", optarg, 1, 4096, &o->queue_depth))
+				return VD_OPT_BAD;
+			break;
+		case OPT_MAX_CONN:
+			if (parse_uint("--max-connections", optarg, 1, 65536,
+				       &o->max_connections))
+				return VD_OPT_BAD;
+			break;
+		case 'f': o->foreground = true; break;
+		case 'v':
+			if (o->log_level < LOG_LVL_DEBUG)
+				o->log_level++;
+			break;
+		case 'q': o->log_level = LOG_LVL_ERR; break;
+		case 'h': fputs(usage_text, stdout); return VD_OPT_EXIT;
+		case 'V': printf("vdiskd %s\n", VDISKD_VERSION); return VD_OPT_EXIT;
+		case ':':
+			fprintf(stderr, "vdiskd: option '%s' needs a value\n", argv[optind - 1]);
+			fputs("Try 'vdiskd --help'.\n", stderr);
+			return VD_OPT_USAGE;
+		default:
+			fprintf(stderr, "vdiskd: unknown option '%s'\n", argv[optind - 1]);
+			fputs("Try 'vdiskd --help'.\n", stderr);
+			return VD_OPT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "vdiskd: %s\n", optind >= argc ? "no IMAGE given" :
+			"only one IMAGE, please");
+		fputs("Try 'vdiskd --help'.\n", stderr);
+		return VD_OPT_USAGE;
+	}
+	o->image = argv[optind];
+	if (!*o->image) {
+		fprintf(stderr, "vdiskd: IMAGE is empty\n");
+		return VD_OPT_USAGE;
+	}
+	return VD_OPT_OK;
+}
+
+static char *own(struct vd_options *o, char *s)
+{
+	if (s && o->nr_owned < sizeof(o->owned) / sizeof(o->owned[0]))
+		o->owned[o->nr_owned++] = s;
+	return s;
+}
+
+/* Names end up in socket paths and JSON: keep them plain. */
+static bool name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > 64 || n[0] == '.' || n[0] == '-')
+		return false;
+	for (const char *p = n; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || strchr("._-@+:", *p)))
+			return false;
+	}
+	return true;
+}
+
+int vd_mkdir_p(const char *path, unsigned mode)
+{
+	char buf[PATH_MAX];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+char *vd_rundir(void)
+{
+	const char *rt = getenv("RUNTIME_DIRECTORY");
+	char *dir = NULL;
+
+	if (rt && *rt) {
+		/* systemd may list several, colon separated: ours is first. */
+		dir = strndup(rt, strcspn(rt, ":"));
+	} else if (geteuid() == 0) {
+		dir = strdup("/run/vdiskd");
+	} else {
+		const char *x = getenv("XDG_RUNTIME_DIR");
+		if (!x || !*x) {
+			fprintf(stderr, "vdiskd: XDG_RUNTIME_DIR is not set; "
+				"give -l and -c explicitly\n");
+			return NULL;
+		}
+		if (asprintf(&dir, "%s/vdiskd", x) < 0)
+			dir = NULL;
+	}
+	return dir;
+}
+
+int vd_options_finish(struct vd_options *o)
+{
+	char *rundir = NULL;
+	int r = 0;
+
+	if (!o->name) {
+		bool ram = o->driver && strcmp(o->driver, "ram") == 0;
+		const char *base = strrchr(o->image, '/');
+		base = base ? base + 1 : o->image;
+		if (ram && asprintf((char **)&o->name, "ram-%s", o->image) >= 0)
+			own(o, (char *)o->name);
+		else
+			o->name = base;
+	}
+	if (!name_ok(o->name)) {
+		fprintf(stderr, "vdiskd: disk name '%s' is not valid: use 1-64 letters, "
+			"digits and ._-@+: (give one with -n)\n", o->name);
+		return -EINVAL;
+	}
+	if (o->nr_listen && o->control)
+		return 0;
+
+	rundir = vd_rundir();
+	if (!rundir)
+		return -ENOENT;
+	r = vd_mkdir_p(rundir, 0755);
+	if (r < 0) {
+		fprintf(stderr, "vdiskd: cannot create %s: %s\n", rundir, strerror(-r));
+		goto out;
+	}
+	if (!o->nr_listen) {
+		char *l;
+		if (asprintf(&l, "unix:%s/%s.nbd", rundir, o->name) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		o->listen[o->nr_listen++] = own(o, l);
+	}
+	if (!o->control) {
+		char *c;
+		if (asprintf(&c, "%s/%s.ctl", rundir, o->name) < 0) {
+			r = -ENOMEM;
+			goto out;
+		}
+		o->control = own(o, c);
+	}
+out:
+	free(rundir);
+	return r;
+}
+
+void vd_options_free(struct vd_options *o)
+{
+	for (unsigned i = 0; i < o->nr_owned; i++)
+		free(o->owned[i]);
+	o->nr_owned = 0;
+}

@@ -1,0 +1,48 @@
+/* vdiskd's options: the command line (and later a config file). */
+#ifndef VD_OPTIONS_H
+#define VD_OPTIONS_H
+
+#include <stdbool.h>
+
+#include "daemon/log.h"
+#include "drivers/driver.h"
+
+enum { VD_MAX_LISTEN = 16 };
+
+struct vd_options {
+	const char *image;
+	const char *name;
+	const char *driver;		/* NULL: detect */
+	const char *listen[VD_MAX_LISTEN];
+	unsigned nr_listen;
+	const char *control;		/* NULL: $RUNDIR/NAME.ctl */
+	bool read_only;
+	enum vd_cache cache;
+	unsigned queue_depth;
+	unsigned max_connections;
+	bool foreground;
+	enum log_level log_level;
+	char *owned[VD_MAX_LISTEN + 4];	/* strings allocated for the above */
+	unsigned nr_owned;
+};
+
+enum {
+	VD_OPT_OK = 0,
+	VD_OPT_EXIT = 1,	/* --help, --version: exit 0 */
+	VD_OPT_USAGE = 2,	/* usage error: exit 2 */
+	VD_OPT_BAD = 3,		/* bad value: exit 1 */
+};
+
+/* Parses argv into o; prints the message for errors itself. */
+int vd_options_parse(struct vd_options *o, int argc, char **argv);
+/* Fills the defaults that depend on other options (name, sockets).
+ * Returns 0 or a negative errno (message printed). */
+int vd_options_finish(struct vd_options *o);
+void vd_options_free(struct vd_options *o);
+
+/* $RUNTIME_DIRECTORY, /run/vdiskd for root, else $XDG_RUNTIME_DIR/vdiskd.
+ * Returns a malloc'd path or NULL (message printed). */
+char *vd_rundir(void);
+int vd_mkdir_p(const char *path, unsigned mode);
+
+#endif

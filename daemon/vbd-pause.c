@@ -1,0 +1,158 @@
+/* Drain, pause, resume and flush.
+ *
+ * Drain waits until nothing is in flight.  Pause stops handing requests
+ * to the driver (they are held, not failed) and then drains.  Flush makes
+ * completed writes durable and does nothing for requests in flight. */
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+
+#include "daemon/log.h"
+#include "daemon/vbd-int.h"
+#include "queue/queue.h"
+
+/* Fires the drain waiters once nothing is in flight.  A waiter of a pause
+ * that was cancelled by a resume meanwhile gets -ECANCELED. */
+void vbd_check_drained(struct vbd *vbd)
+{
+	if (vbd->inflight)
+		return;
+	struct vbd_waiter *w = vbd->waiters;
+	vbd->waiters = NULL;
+	while (w) {
+		struct vbd_waiter *next = w->next;
+		int err = 0;
+		if (w->for_pause) {
+			if (vbd->state == VBD_PAUSING) {
+				vbd->state = VBD_PAUSED;
+				log_msg(LOG_LVL_INFO, "%s: paused", vbd->name);
+			} else if (vbd->state == VBD_RUNNING) {
+				err = -ECANCELED;
+			}
+		}
+		w->cb(w->arg, err);
+		free(w);
+		w = next;
+	}
+}
+
+static int vbd_add_waiter(struct vbd *vbd, vbd_cb *cb, void *arg, bool for_pause)
+{
+	struct vbd_waiter *w = calloc(1, sizeof(*w)), **p;
+
+	if (!w)
+		return -ENOMEM;
+	w->cb = cb;
+	w->arg = arg;
+	w->for_pause = for_pause;
+	for (p = &vbd->waiters; *p; p = &(*p)->next)
+		;
+	*p = w;		/* in order: first asked, first told */
+	if (vbd->inflight == 0)
+		event_active(vbd->deferred_ev, 0, 0);	/* fires from the loop */
+	return 0;
+}
+
+void vbd_drain(struct vbd *vbd, vbd_cb *cb, void *arg)
+{
+	int r = vbd_add_waiter(vbd, cb, arg, false);
+	if (r < 0)
+		cb(arg, r);
+}
+
+void vbd_pause(struct vbd *vbd, vbd_cb *cb, void *arg)
+{
+	if (vbd->state == VBD_RUNNING) {
+		vbd->state = VBD_PAUSING;
+		log_msg(LOG_LVL_INFO, "%s: pausing (%u in flight)", vbd->name,
+			vbd->inflight);
+	}
+	int r = vbd_add_waiter(vbd, cb, arg, true);
+	if (r < 0)
+		cb(arg, r);
+}
+
+void vbd_resume(struct vbd *vbd)
+{
+	struct vbd_request *req;
+
+	if (vbd->state == VBD_RUNNING)
+		return;
+	log_msg(LOG_LVL_INFO, "%s: resuming (%u held)", vbd->name, vbd->held);
+	vbd->state = VBD_RUNNING;
+	req = vbd->held_head;
+	vbd->held_head = NULL;
+	vbd->held_tail = &vbd->held_head;
+	vbd->held = 0;
+	while (req) {
+		struct vbd_request *next = req->vbd_next;
+		vbd_dispatch(vbd, req);
+		req = next;
+	}
+	tq_kick(vbd->q);
+}
+
+struct vbd_flush_ctx {
+	vbd_cb *cb;
+	void *arg;
+};
+
+static void vbd_flush_done(struct vbd_request *req)
+{
+	struct vbd_flush_ctx *ctx = req->owner;
+	int err = req->err;
+
+	vbd_request_put(req);
+	ctx->cb(ctx->arg, err);
+	free(ctx);
+}
+
+void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg)
+{
+	struct vbd_flush_ctx *ctx = malloc(sizeof(*ctx));
+	struct vbd_request *req = vbd_request_get(vbd, 0);
+
+	if (!ctx || !req) {
+		free(ctx);
+		if (req)
+			vbd_request_put(req);
+		cb(arg, -ENOMEM);
+		return;
+	}
+	ctx->cb = cb;
+	ctx->arg = arg;
+	req->op = VBD_OP_FLUSH;
+	req->done = vbd_flush_done;
+	req->owner = ctx;
+	req->start_ns = vd_now_ns();
+	/* An operator's flush goes through even while paused: nothing is in
+	 * flight then, and a flush before a snapshot is the point. */
+	vbd_dispatch(vbd, req);
+	tq_kick(vbd->q);
+}
+
+void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
+{
+	const struct vbd_counters *c = &vbd->c;
+	struct tq_stats qs;
+
+	tq_get_stats(vbd->q, &qs);
+	*s = (struct vbd_stats){
+		.reads = c->reads, .writes = c->writes, .flushes = c->flushes,
+		.trims = c->trims, .zeroes = c->zeroes, .caches = c->caches,
+		.block_status = c->block_status,
+		.bytes_read = c->bytes_read, .bytes_written = c->bytes_written,
+		.errors = c->errors,
+		.inflight = vbd->inflight, .held = vbd->held,
+		.waiting = qs.waiting, .pending = qs.pending,
+		.iocbs_submitted = qs.iocbs_submitted,
+		.io_submit_calls = qs.io_submit_calls, .merged = qs.merged,
+		.connections = vbd->connections,
+		.state = vbd->state,
+		.uptime_s = (vd_now_ns() - vbd->start_ns) / 1000000000u,
+		.read_lat_p50_us = lat_percentile(&c->read_lat, 50),
+		.read_lat_p99_us = lat_percentile(&c->read_lat, 99),
+		.write_lat_p50_us = lat_percentile(&c->write_lat, 50),
+		.write_lat_p99_us = lat_percentile(&c->write_lat, 99),
+	};
+}
