@@ -23,6 +23,7 @@ struct vbd {
 	char *name;
 	char *image;
 	const struct vd_driver *drv;
+	bool driver_forced;		/* -d given: reopen keeps it */
 	void *drv_priv;
 	struct vd_info info;
 	struct vd_open_opts open_opts;

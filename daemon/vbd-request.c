@@ -58,6 +58,7 @@ struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen)
 	req->io.buf = buf;
 	req->cap = cap;
 	req->err = 0;
+	req->rejected = false;
 	req->done = NULL;
 	req->owner = NULL;
 	req->tag = 0;
@@ -142,7 +143,7 @@ static void vbd_finish(struct vbd *vbd, struct vbd_request *req)
 
 	vbd->inflight--;
 	vbd_account(vbd, req);
-	if (req->err && req->err != -ENOTSUP && log_ratelimit_ok(&rl))
+	if (req->err && !req->rejected && req->err != -ENOTSUP && log_ratelimit_ok(&rl))
 		log_errno(LOG_LVL_WARN, req->err, "%s: op %d at %llu+%llu failed",
 			  vbd->name, (int)req->op, (unsigned long long)req->io.offset,
 			  (unsigned long long)req->io.len);
@@ -252,6 +253,7 @@ void vbd_request_submit(struct vbd_request *req)
 	req->start_ns = vd_now_ns();
 	r = vbd_check(vbd, req);
 	if (r < 0) {
+		req->rejected = true;
 		vbd->inflight++;	/* vbd_finish counts it down */
 		vbd_defer(vbd, req, r);
 		return;

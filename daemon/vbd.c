@@ -61,6 +61,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 		log_errno(LOG_LVL_ERR, r, "%s: cannot create the I/O queue", cfg->name);
 		goto err;
 	}
+	vbd->driver_forced = cfg->driver != NULL;
 	r = vbd_open_image(vbd, cfg->image, cfg->driver, &vbd->drv, &vbd->drv_priv,
 			   &vbd->info);
 	if (r < 0)
@@ -112,7 +113,8 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	path = strdup(image ? image : vbd->image);
 	if (!path)
 		return -ENOMEM;
-	r = vbd_open_image(vbd, path, NULL, &drv, &priv, &info);
+	r = vbd_open_image(vbd, path, vbd->driver_forced ? vbd->drv->name : NULL,
+			   &drv, &priv, &info);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "%s: reopen %s failed, keeping %s",
 			  vbd->name, path, vbd->image);

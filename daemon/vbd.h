@@ -47,6 +47,7 @@ struct vbd_request {
 	/* The vbd's. */
 	struct vbd *vbd;
 	uint64_t start_ns;
+	bool rejected;		/* failed the checks: the client's fault */
 	size_t cap;		/* capacity of io.buf */
 	struct vbd_request *vbd_next;	/* pool and held list */
 };
@@ -115,7 +116,7 @@ void vbd_resume(struct vbd *vbd);
 void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg);
 
 /* Only while paused: close the image and open it (or a new path) again,
- * driver detected again.  On failure the old image stays open.  A size
+ * driver detected again (unless one was forced at open).  On failure the old image stays open.  A size
  * change is refused (-EBUSY) when allow_resize is false. */
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize);
 
