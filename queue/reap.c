@@ -107,10 +107,18 @@ int tq_poll(struct tqueue *q)
 		if (n < (int)q->opt.depth)
 			break;
 	}
-	/* The split linked the lists by hand: recount them. */
-	done.count = retry.count = 0;
-	for (struct tiocb *t = done.head; t; t = t->next)
-		done.count++;
+	/* Pick out FUA writes that continue as a flush.  Only kernel
+	 * completions can need one, so this runs before the lock. */
+	struct tq_list finished;
+	tq_list_init(&finished);
+	for (struct tiocb *t = done.head, *next; t; t = next) {
+		next = t->next;
+		if (tq_fua_followup(q, t))
+			tq_list_append(&followup, t);
+		else
+			tq_list_append(&finished, t);
+	}
+	retry.count = 0;	/* the split linked it by hand */
 	for (struct tiocb *t = retry.head; t; t = t->next)
 		retry.count++;
 
@@ -124,31 +132,16 @@ int tq_poll(struct tqueue *q)
 		q->slots_inflight -= nslots;
 	}
 	q->pending -= left_kernel + q->done.count;
-	tq_list_splice(&done, &q->done);
+	tq_list_splice(&finished, &q->done);
+	tq_list_splice_front(&q->waiting, &retry);
+	tq_list_splice(&q->waiting, &followup);
+	if (q->submitter_idle && q->waiting.head)
+		pthread_cond_signal(&q->submit_cond);
 	if (ring)
 		q->stats.ring_reaps += nreaped;
 	else
 		q->stats.getevents_reaps += nreaped;
 	pthread_mutex_unlock(&q->lock);
-
-	/* Without the lock: pick out FUA writes that continue as a flush. */
-	struct tq_list finished;
-	tq_list_init(&finished);
-	for (struct tiocb *t = tq_list_pop(&done); t; t = tq_list_pop(&done)) {
-		if (tq_fua_followup(q, t))
-			tq_list_append(&followup, t);
-		else
-			tq_list_append(&finished, t);
-	}
-
-	if (retry.count || followup.count || nslots) {
-		pthread_mutex_lock(&q->lock);
-		tq_list_splice_front(&q->waiting, &retry);
-		tq_list_splice(&q->waiting, &followup);
-		if (q->submitter_idle && q->waiting.head)
-			pthread_cond_signal(&q->submit_cond);
-		pthread_mutex_unlock(&q->lock);
-	}
 
 	int ncalled = 0;
 	q->outstanding -= finished.count;
