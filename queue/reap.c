@@ -61,20 +61,27 @@ static int tq_getevents_reap(struct tqueue *q, struct io_event *ev, int max)
 	return r < 0 ? 0 : r;
 }
 
-/* Moves follow-ups of completed tiocbs into place: a FUA write without
- * RWF_DSYNC continues as a flush; its flush reports the write's length. */
+/* FUA without RWF_DSYNC is write + flush: a FUA write the kernel
+ * completed continues as a flush (stage 1) instead of completing. */
 static bool tq_fua_followup(struct tqueue *q, struct tiocb *t)
 {
-	if (!(t->flags & TIOCB_FUA) || q->caps.rwf_dsync || t->res < 0)
+	if (!(t->flags & TIOCB_FUA) || q->caps.rwf_dsync || t->res < 0 ||
+	    t->fua_stage != 0)
 		return false;
-	if (t->fua_stage == 0) {
-		t->fua_stage = 1;
-		t->op = TIOCB_FLUSH;
-		return true;
-	}
+	t->fua_stage = 1;
+	t->op = TIOCB_FLUSH;
+	return true;
+}
+
+/* The flush of an emulated FUA write (kernel or worker) reports the
+ * write's result. */
+static void tq_fua_finish(struct tiocb *t)
+{
+	if (t->fua_stage != 1)
+		return;
 	t->op = TIOCB_WRITE;
-	t->res = (long)t->len;
-	return false;
+	if (t->res >= 0)
+		t->res = (long)t->len;
 }
 
 int tq_poll(struct tqueue *q)
@@ -147,6 +154,7 @@ int tq_poll(struct tqueue *q)
 	q->outstanding -= finished.count;
 	for (struct tiocb *t = finished.head, *next; t; t = next) {
 		next = t->next;	/* the callback may reuse t */
+		tq_fua_finish(t);
 		t->done(t, t->res);
 		ncalled++;
 	}
