@@ -72,6 +72,7 @@ static void tq_unbuild(struct tqueue *q, struct tq_slot *s, struct tq_list *back
 		tq_list_append(back, t);
 	}
 	q->pending -= s->count;
+	q->stats.merged -= s->count - 1;	/* counted again if rebuilt */
 	q->slots_inflight--;
 	s->next = q->free_slots;
 	q->free_slots = s;
