@@ -1,0 +1,54 @@
+/* info: what the disk is (name, image, geometry, mode) and where it is
+ * served.  Everything comes from the vbd and the NBD server as they are
+ * now, so a reopen or a pause shows at once. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "control/ctl-int.h"
+#include "daemon/vbd.h"
+#include "frontends/nbd.h"
+
+static json_t *listen_array(const struct nbd_server *nbd)
+{
+	json_t *a = json_array();
+	unsigned n = nbd ? nbd_server_nr_listeners(nbd) : 0;
+
+	for (unsigned i = 0; a && i < n; i++)
+		json_array_append_new(a, ctl_json_string(nbd_server_listener(nbd, i)));
+	return a;
+}
+
+static int cmd_info_exec(struct ctl_request *req)
+{
+	struct vbd *vbd = req->d->vbd;
+	const struct nbd_server *nbd = req->d->nbd;
+	const struct vd_info *vi = vbd_info(vbd);
+	json_t *r = ctl_reply(req);
+
+	if (!r)
+		return -ENOMEM;
+	json_object_set_new(r, "name", ctl_json_string(vbd_name(vbd)));
+	json_object_set_new(r, "image", ctl_json_string(vbd_image(vbd)));
+	json_object_set_new(r, "driver", ctl_json_string(vbd_driver_name(vbd)));
+	json_object_set_new(r, "size", json_integer((json_int_t)vi->size));
+	json_object_set_new(r, "logical_block", json_integer(vi->logical_block));
+	json_object_set_new(r, "physical_block", json_integer(vi->physical_block));
+	json_object_set_new(r, "read_only", json_boolean(vi->read_only));
+	json_object_set_new(r, "cache", json_string(vbd_cache(vbd) == VD_CACHE_WRITEBACK ?
+						    "writeback" : "none"));
+	json_object_set_new(r, "state", json_string(vbd_state_name(vbd_state(vbd))));
+	json_object_set_new(r, "listen", listen_array(nbd));
+	json_object_set_new(r, "connections",
+			    json_integer(nbd ? nbd_server_nr_connections(nbd) : 0));
+	json_object_set_new(r, "pid", json_integer(getpid()));
+	json_object_set_new(r, "version", json_string(VDISKD_VERSION));
+	return 0;
+}
+
+const struct ctl_cmd_entry cmd_info_entry = {
+	.name = "info",
+	.args = NULL,
+	.usage = "info",
+	.exec = cmd_info_exec,
+	.quiet = true,
+};

@@ -1,0 +1,54 @@
+/* reopen: close the image and open it (or another path) again while the
+ * disk is paused, e.g. after a snapshot.  The vbd keeps the old image when
+ * the new one cannot be opened, and refuses a size change while NBD
+ * clients are connected (they would go on with the old size). */
+#include <errno.h>
+#include <string.h>
+
+#include "control/ctl-int.h"
+#include "daemon/vbd.h"
+#include "frontends/nbd.h"
+
+static int cmd_reopen_exec(struct ctl_request *req)
+{
+	struct vbd *vbd = req->d->vbd;
+	const struct nbd_server *nbd = req->d->nbd;
+	const char *image = ctl_arg_string(req, "image");
+	unsigned conns = nbd ? nbd_server_nr_connections(nbd) : 0;
+	uint64_t old_size = vbd_info(vbd)->size;
+	json_t *r;
+	int err;
+
+	if (vbd_state(vbd) != VBD_PAUSED)
+		return ctl_error(req, -EBUSY, "reopen: the disk is %s; pause it first",
+				 vbd_state_name(vbd_state(vbd)));
+	if (image && !*image)
+		return ctl_error(req, -EINVAL, "reopen: \"image\" is empty");
+	err = vbd_reopen(vbd, image, conns == 0);
+	if (err == -EBUSY && conns > 0)
+		return ctl_error(req, err, "reopen %s: its size differs from %llu bytes "
+				 "and %u NBD client(s) are connected; the old image "
+				 "stays open", image ? image : vbd_image(vbd),
+				 (unsigned long long)old_size, conns);
+	if (err < 0)
+		return ctl_error(req, err, "reopen %s: %s; the old image stays open",
+				 image ? image : vbd_image(vbd), strerror(-err));
+	r = ctl_reply(req);
+	json_object_set_new(r, "image", ctl_json_string(vbd_image(vbd)));
+	json_object_set_new(r, "driver", ctl_json_string(vbd_driver_name(vbd)));
+	json_object_set_new(r, "size", json_integer((json_int_t)vbd_info(vbd)->size));
+	json_object_set_new(r, "resized", json_boolean(vbd_info(vbd)->size != old_size));
+	return 0;
+}
+
+static const struct ctl_arg reopen_args[] = {
+	{ "image", JSON_STRING, false },
+	{ NULL, 0, false },
+};
+
+const struct ctl_cmd_entry cmd_reopen_entry = {
+	.name = "reopen",
+	.args = reopen_args,
+	.usage = "reopen [\"image\": path]  (only while paused)",
+	.exec = cmd_reopen_exec,
+};
