@@ -953,32 +953,32 @@ static int run_help(struct cli *cli, int argc, char **argv)
 }
 
 static const struct vcmd commands[] = {
-	{ "list", "", "disks with a control socket in the run directory, and their state",
+	{ "list", "", "the disks in $RUNDIR and their state",
 	  "  Asks every $RUNDIR/*.ctl for its info; sockets nobody answers on are\n"
 	  "  shown as unreachable.  $RUNDIR is $RUNTIME_DIRECTORY, else /run/vdiskd\n"
 	  "  for root, else $XDG_RUNTIME_DIR/vdiskd.\n", run_list },
-	{ "info", "", "name, image, driver, size, block sizes, mode, state, listen addresses",
+	{ "info", "", "what the disk is, where it is served",
 	  NULL, run_info },
-	{ "stats", "[--watch [SECONDS]] [--count N]", "I/O counters, queue and latency",
+	{ "stats", "[--watch [SECONDS]] [--count N]", "I/O counters, queue, latency",
 	  "  --watch [SECONDS]  refresh every SECONDS (default 1) with per-second\n"
 	  "                     rates: IOPS, MiB/s, queue depth, latency\n"
 	  "  --count N          stop after N screens (implies --watch)\n", run_stats },
 	{ "pause", "[--timeout SECONDS]",
-	  "stop taking requests, drain in-flight I/O, then answer",
+	  "hold new requests, drain in-flight I/O",
 	  "  Requests that arrive while paused are held, not failed.  If in-flight\n"
 	  "  I/O does not drain within the timeout (default 30 s), the disk is\n"
 	  "  resumed and the answer is ETIMEDOUT.  Pausing a paused disk is fine.\n",
 	  run_pause },
 	{ "resume", "", "run the held requests and continue", NULL, run_resume },
-	{ "flush", "", "make completed writes durable, answer when done", NULL, run_flush },
-	{ "reopen", "[IMAGE]", "close the image and open it (or IMAGE) again; only while paused",
+	{ "flush", "", "make completed writes durable", NULL, run_flush },
+	{ "reopen", "[IMAGE]", "open the image (or IMAGE) anew; paused",
 	  "  For snapshots: pause, take the snapshot, reopen, resume.  The driver\n"
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
 	  run_reopen },
-	{ "shutdown", "", "stop the daemon (as SIGTERM: drain, flush, exit)", NULL,
+	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
 	  run_shutdown },
-	{ "log-level", "[error|warn|info|debug]", "show or set the daemon's log level", NULL,
+	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,
 	  run_log_level },
 	{ "help", "[COMMAND]", "this help, or a command's", NULL, run_help },
 	{ NULL, NULL, NULL, NULL, NULL },
@@ -1002,7 +1002,7 @@ static void print_usage(FILE *f)
 	for (const struct vcmd *c = commands; c->name; c++) {
 		char syn[64];
 		snprintf(syn, sizeof(syn), "%s %s", c->name, c->args);
-		fprintf(f, "  %-36s %s\n", syn, c->help);
+		fprintf(f, "  %-38s %s\n", syn, c->help);
 	}
 	fprintf(f, "\nOptions:\n"
 		   "  -s, --socket PATH   the control socket\n"
