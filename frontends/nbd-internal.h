@@ -1,0 +1,188 @@
+/* The NBD frontend's own structures, shared by its files:
+ *   nbd-server.c        server object, accepting, connection cap, shutdown
+ *   nbd-listen.c        listen addresses and sockets
+ *   nbd-conn.c          one connection: socket I/O, lifetime, handshake
+ *   nbd-transmission.c  requests to the vbd and replies back
+ * Everything runs on the main thread's event loop. */
+#ifndef VD_NBD_INTERNAL_H
+#define VD_NBD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "daemon/log.h"
+#include "frontends/nbd-handshake.h"
+#include "frontends/nbd-reply.h"
+#include "frontends/nbd-request.h"
+
+struct event;
+struct event_base;
+struct nbd_conn;
+struct vbd;
+struct vbd_request;
+
+enum {
+	NBD_DEFAULT_MAX_CONNECTIONS = 128,
+	NBD_DEFAULT_HANDSHAKE_TIMEOUT_S = 10,
+	/* After nbd_server_shutdown, connections that still have replies
+	 * nobody reads are cut after this long. */
+	NBD_SHUTDOWN_GRACE_S = 10,
+	/* Receive buffer: the biggest option we parse, or many requests. */
+	NBD_RBUF_SIZE = 128 * 1024,
+	/* Per connection: requests between parsing and their reply being
+	 * sent, and payload bytes held by them.  Past either, the
+	 * connection stops reading until replies drain. */
+	NBD_CONN_MAX_SLOTS = 256,
+	NBD_CONN_MAX_BYTES = 64 * 1024 * 1024,
+	/* BLOCK_STATUS: extents asked of the driver per request. */
+	NBD_MAX_EXTENTS = 512,
+	NBD_LISTENER_MAX_FDS = 8,
+};
+
+/* One request from parsing to the end of its reply.  owner of the vbd
+ * request points here. */
+struct nbd_slot {
+	struct nbd_conn *conn;
+	struct vbd_request *req;	/* NULL: answered by the frontend */
+	struct nbd_slot *next;		/* free list or reply queue */
+	uint64_t handle;
+	uint64_t offset;
+	uint32_t len;
+	uint16_t type;
+	uint16_t flags;
+	uint64_t bytes;			/* counted in conn->bytes */
+	struct nbd_reply reply;
+	uint8_t ext1[8];		/* one descriptor, for BLOCK_STATUS the
+					 * frontend answers itself */
+};
+
+enum nbd_conn_state {
+	NBD_CONN_HANDSHAKE,
+	NBD_CONN_TRANSMISSION,
+	NBD_CONN_CLOSING,	/* no more input; finish in-flight and replies */
+	NBD_CONN_DEAD,		/* socket closed; waiting for in-flight requests */
+};
+
+struct nbd_conn {
+	struct nbd_server *srv;		/* NULL once the server let go of it */
+	struct nbd_conn *prev, *next;
+	int fd;
+	unsigned id;
+	char peer[80];
+	enum nbd_conn_state state;
+	bool counted;			/* vbd_connection_add(+1) was called */
+	bool reading;			/* read_ev is added */
+	bool writing;			/* write_ev is added */
+	bool throttled;			/* stopped reading: slots or bytes */
+	bool in_read;			/* inside the read handler */
+	struct event *read_ev, *write_ev, *flush_ev, *timer_ev;
+
+	/* Input: rbuf[rpos..rlen) is unparsed. */
+	uint8_t *rbuf;
+	size_t rpos, rlen;
+	struct nbd_slot *wslot;		/* WRITE whose payload is being read */
+	uint32_t wgot;
+	uint64_t skip;			/* refused WRITE payload left to drop */
+
+	/* Handshake. */
+	struct nbd_export exp;
+	struct nbd_hs hs;
+	struct nbd_obuf hs_out;
+
+	/* Transmission. */
+	struct nbd_caps caps;
+	bool block_status;		/* the driver reports extents */
+	struct nbd_slot *slots;
+	struct nbd_slot *free_slots;
+	unsigned used_slots;
+	uint64_t bytes;			/* payload bytes held by slots */
+	unsigned inflight;		/* in the vbd; done not yet called */
+	unsigned submitted;		/* since the last vbd_kick */
+	struct nbd_slot *out_head, **out_tail;
+	size_t out_sent;		/* bytes of out_head already sent */
+};
+
+struct nbd_listener {
+	char *label;
+	char *unix_path;		/* ours to unlink, or NULL */
+	dev_t unix_dev;
+	ino_t unix_ino;
+	int fds[NBD_LISTENER_MAX_FDS];
+	struct event *evs[NBD_LISTENER_MAX_FDS];
+	unsigned nfds;
+	struct nbd_server *srv;
+};
+
+struct nbd_server {
+	struct event_base *base;
+	struct vbd *vbd;
+	char *export_name;
+	char *description;
+	unsigned max_connections;
+	unsigned handshake_timeout_s;
+
+	struct nbd_listener **listeners;
+	unsigned nr_listeners;
+	struct event *accept_retry_ev;	/* listeners paused after EMFILE */
+
+	struct nbd_conn *conns;
+	unsigned nr_conns;
+	unsigned next_id;
+
+	bool shutting_down;
+	void (*shutdown_cb)(void *arg);
+	void *shutdown_arg;
+	struct event *shutdown_ev;	/* runs shutdown_cb from the loop */
+	struct event *grace_ev;
+
+	struct log_ratelimit warn_rl;	/* misbehaving clients */
+};
+
+/* nbd-addr.c, nbd-listen.c */
+struct nbd_addr {
+	bool is_unix;
+	char path[108];			/* sizeof(sun_path) */
+	char host[256];			/* empty: every address */
+	char port[16];
+};
+int nbd_addr_parse(const char *addr, struct nbd_addr *out);
+int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_listener **out);
+int nbd_listener_adopt(struct nbd_server *srv, int fd, const char *label,
+		       struct nbd_listener **out);
+void nbd_listener_close(struct nbd_listener *l);
+/* Enables or pauses accepting on every listener. */
+void nbd_listeners_enable(struct nbd_server *srv, bool on);
+
+/* nbd-server.c */
+void nbd_server_accept(struct nbd_server *srv, int listen_fd);
+void nbd_server_conn_gone(struct nbd_server *srv, struct nbd_conn *c);
+void nbd_server_export(struct nbd_server *srv, struct nbd_export *exp);
+bool nbd_server_warn_ok(struct nbd_server *srv);
+
+/* nbd-conn.c */
+int nbd_conn_new(struct nbd_server *srv, int fd, const char *peer, struct nbd_conn **out);
+/* Shutdown: stop taking input; finish in-flight requests; close. */
+void nbd_conn_shutdown(struct nbd_conn *c);
+/* Drops the socket now (replies not yet sent are lost). */
+void nbd_conn_kill(struct nbd_conn *c, const char *why);
+/* The server goes away: close now, free once in-flight requests return. */
+void nbd_conn_detach(struct nbd_conn *c);
+void nbd_conn_set_reading(struct nbd_conn *c, bool on);
+/* No more input (DISC, end of file, shutdown): finish, answer, close. */
+void nbd_conn_stop_input(struct nbd_conn *c);
+void nbd_conn_queue_reply(struct nbd_conn *c, struct nbd_slot *s);
+void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s);
+void nbd_conn_check_done(struct nbd_conn *c);
+
+/* nbd-transmission.c */
+/* Parses and dispatches every complete request in rbuf. */
+void nbd_tx_parse(struct nbd_conn *c);
+/* Hands requests parsed since the last call to the submit thread. */
+void nbd_tx_kick(struct nbd_conn *c);
+/* A WRITE's payload has all arrived. */
+void nbd_tx_write_ready(struct nbd_conn *c);
+int nbd_tx_start(struct nbd_conn *c);
+
+#endif

@@ -1,0 +1,316 @@
+/* The transmission phase: requests parsed from the receive buffer become
+ * vbd requests; their completions become replies.
+ *
+ * Every request gets a slot (per connection, allocated once) that holds
+ * the client's handle and the reply's header bytes until the reply is
+ * sent; the vbd request (from the vbd's pool) holds the data.  Nothing
+ * is allocated per request here. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "daemon/vbd.h"
+#include "frontends/nbd-internal.h"
+#include "frontends/nbd-proto.h"
+
+_Static_assert(sizeof(struct vd_extent) == 8, "vd_extent has the wire layout");
+_Static_assert(VD_EXTENT_HOLE == NBD_STATE_HOLE && VD_EXTENT_ZERO == NBD_STATE_ZERO,
+	       "extent flags are base:allocation's");
+
+int nbd_tx_start(struct nbd_conn *c)
+{
+	struct nbd_server *srv = c->srv;
+
+	c->slots = calloc(NBD_CONN_MAX_SLOTS, sizeof(*c->slots));
+	if (!c->slots)
+		return -ENOMEM;
+	for (unsigned i = NBD_CONN_MAX_SLOTS; i-- > 0;) {
+		c->slots[i].conn = c;
+		c->slots[i].next = c->free_slots;
+		c->free_slots = &c->slots[i];
+	}
+	c->caps.size = c->exp.size;
+	c->caps.tflags = nbd_hs_tflags(&c->hs);
+	c->caps.structured = c->hs.structured;
+	c->caps.meta_base_allocation = c->hs.meta_base_allocation;
+	c->caps.max_payload = c->exp.max_block;
+	c->block_status = vbd_info(srv->vbd)->can_block_status;
+	c->state = NBD_CONN_TRANSMISSION;
+	if (c->timer_ev)
+		event_del(c->timer_ev);
+	vbd_connection_add(srv->vbd, +1);
+	c->counted = true;
+	log_msg(LOG_LVL_DEBUG, "nbd: connection %u: transmission (structured replies %s, "
+		"base:allocation %s)", c->id, c->caps.structured ? "on" : "off",
+		c->caps.meta_base_allocation ? "on" : "off");
+	return 0;
+}
+
+static struct nbd_slot *slot_get(struct nbd_conn *c, const struct nbd_request *r)
+{
+	struct nbd_slot *s = c->free_slots;
+
+	c->free_slots = s->next;
+	c->used_slots++;
+	s->next = NULL;
+	s->req = NULL;
+	s->bytes = 0;
+	s->handle = r->handle;
+	s->offset = r->offset;
+	s->len = r->len;
+	s->type = r->type;
+	s->flags = r->flags;
+	return s;
+}
+
+/* Errors found before the disk: structured replies prefer an error chunk
+ * (a READ must get one). */
+static void reply_error(struct nbd_conn *c, struct nbd_slot *s, uint32_t err,
+			const char *msg, bool offset_valid)
+{
+	if (c->caps.structured)
+		nbd_reply_error(&s->reply, s->handle, err, msg, offset_valid, s->offset);
+	else
+		nbd_reply_simple(&s->reply, s->handle, err, NULL, 0);
+	nbd_conn_queue_reply(c, s);
+}
+
+/* One extent of status 0 ("allocated, contents unknown"): always true,
+ * so a driver without extent support still answers base:allocation. */
+static void reply_unknown_status(struct nbd_conn *c, struct nbd_slot *s)
+{
+	struct vd_extent *e = (struct vd_extent *)s->ext1;
+
+	e->length = s->len;
+	e->flags = 0;
+	nbd_extents_to_wire(e, 1, s->len, true);
+	nbd_reply_block_status(&s->reply, s->handle, NBD_META_ID_BASE_ALLOCATION, e, 1);
+	nbd_conn_queue_reply(c, s);
+}
+
+static void tx_done(struct vbd_request *req)
+{
+	struct nbd_slot *s = req->owner;
+	struct nbd_conn *c = s->conn;
+	uint32_t err = nbd_errno_to_wire(req->err);
+	const char *msg = req->err ? strerrordesc_np(-req->err) : NULL;
+
+	c->inflight--;
+	if (c->state == NBD_CONN_DEAD) {
+		nbd_conn_slot_release(c, s);
+		nbd_conn_check_done(c);
+		return;
+	}
+
+	if (err) {
+		/* The offset tells a READ's client where it failed. */
+		reply_error(c, s, err, msg, s->type == NBD_CMD_READ);
+	} else if (s->type == NBD_CMD_READ) {
+		if (c->caps.structured)
+			nbd_reply_data(&s->reply, s->handle, s->offset, req->io.buf, s->len);
+		else
+			nbd_reply_simple(&s->reply, s->handle, 0, req->io.buf, s->len);
+		nbd_conn_queue_reply(c, s);
+	} else if (s->type == NBD_CMD_BLOCK_STATUS) {
+		unsigned n = nbd_extents_to_wire(req->io.extents, req->io.nr_extents, s->len,
+						 s->flags & NBD_CMD_FLAG_REQ_ONE);
+
+		if (n)
+			nbd_reply_block_status(&s->reply, s->handle,
+					       NBD_META_ID_BASE_ALLOCATION, req->io.extents, n);
+		if (n)
+			nbd_conn_queue_reply(c, s);
+		else
+			reply_unknown_status(c, s);
+	} else {
+		nbd_reply_simple(&s->reply, s->handle, 0, NULL, 0);
+		nbd_conn_queue_reply(c, s);
+	}
+	nbd_conn_check_done(c);
+}
+
+static void submit(struct nbd_conn *c, struct nbd_slot *s)
+{
+	vbd_request_submit(s->req);
+	c->inflight++;
+	c->submitted++;
+}
+
+void nbd_tx_kick(struct nbd_conn *c)
+{
+	if (c->submitted && c->srv) {
+		vbd_kick(c->srv->vbd);
+		c->submitted = 0;
+	}
+}
+
+void nbd_tx_write_ready(struct nbd_conn *c)
+{
+	struct nbd_slot *s = c->wslot;
+
+	c->wslot = NULL;
+	submit(c, s);
+}
+
+static enum vbd_op vbd_op_of(uint16_t type)
+{
+	switch (type) {
+	case NBD_CMD_READ:
+		return VBD_OP_READ;
+	case NBD_CMD_WRITE:
+		return VBD_OP_WRITE;
+	case NBD_CMD_FLUSH:
+		return VBD_OP_FLUSH;
+	case NBD_CMD_TRIM:
+		return VBD_OP_TRIM;
+	case NBD_CMD_WRITE_ZEROES:
+		return VBD_OP_WRITE_ZEROES;
+	case NBD_CMD_CACHE:
+		return VBD_OP_CACHE;
+	default:
+		return VBD_OP_BLOCK_STATUS;
+	}
+}
+
+static unsigned io_flags(const struct nbd_slot *s)
+{
+	unsigned f = 0;
+	bool writes = s->type == NBD_CMD_WRITE || s->type == NBD_CMD_TRIM ||
+		s->type == NBD_CMD_WRITE_ZEROES;
+
+	/* FUA is accepted on every command but only means something where
+	 * data is written. */
+	if (writes && (s->flags & NBD_CMD_FLAG_FUA))
+		f |= VD_IO_FUA;
+	if (s->flags & NBD_CMD_FLAG_NO_HOLE)
+		f |= VD_IO_NO_HOLE;
+	if (s->flags & NBD_CMD_FLAG_FAST_ZERO)
+		f |= VD_IO_FAST_ZERO;
+	if (s->flags & NBD_CMD_FLAG_REQ_ONE)
+		f |= VD_IO_REQ_ONE;
+	return f;
+}
+
+/* One decoded request (not DISC).  Consumes a WRITE's payload from the
+ * buffer, or arranges for the rest of it to be read into the request. */
+static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
+{
+	const char *msg = NULL;
+	uint32_t err = nbd_request_check(&c->caps, r, &msg);
+	struct nbd_slot *s = slot_get(c, r);
+	struct vbd_request *req;
+	uint64_t buflen = 0;
+
+	if (err) {
+		/* Skipping the payload keeps the stream in step. */
+		if (r->type == NBD_CMD_WRITE)
+			c->skip = r->len;
+		if (c->srv && nbd_server_warn_ok(c->srv))
+			log_msg(LOG_LVL_DEBUG, "nbd: connection %u: command %u offset %llu "
+				"length %u: %s", c->id, r->type,
+				(unsigned long long)r->offset, r->len, msg);
+		reply_error(c, s, err, msg, false);
+		return;
+	}
+
+	switch (r->type) {
+	case NBD_CMD_READ:
+	case NBD_CMD_WRITE:
+		buflen = r->len;
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		if (!c->block_status) {
+			reply_unknown_status(c, s);
+			return;
+		}
+		buflen = sizeof(struct vd_extent) *
+			((r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS);
+		break;
+	}
+
+	req = vbd_request_get(c->srv->vbd, buflen);
+	if (!req) {
+		if (r->type == NBD_CMD_WRITE)
+			c->skip = r->len;
+		reply_error(c, s, NBD_ENOMEM, "out of memory", false);
+		return;
+	}
+	s->req = req;
+	if (r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) {
+		s->bytes = buflen;
+		c->bytes += buflen;
+	}
+	req->op = vbd_op_of(r->type);
+	req->io.offset = r->offset;
+	req->io.len = r->len;
+	req->io.flags = io_flags(s);
+	req->done = tx_done;
+	req->owner = s;
+	req->tag = r->handle;
+	if (r->type == NBD_CMD_BLOCK_STATUS) {
+		req->io.extents = req->io.buf;
+		req->io.nr_extents = 0;
+		req->io.max_extents = (unsigned)(buflen / sizeof(struct vd_extent));
+	}
+
+	if (r->type == NBD_CMD_WRITE) {
+		/* Take what is already buffered; the rest is read straight
+		 * into the request (nbd-conn.c). */
+		size_t avail = c->rlen - c->rpos;
+		size_t d = avail < r->len ? avail : r->len;
+
+		memcpy(req->io.buf, c->rbuf + c->rpos, d);
+		c->rpos += d;
+		if (d < r->len) {
+			c->wslot = s;
+			c->wgot = (uint32_t)d;
+			return;
+		}
+	}
+	submit(c, s);
+}
+
+void nbd_tx_parse(struct nbd_conn *c)
+{
+	while (c->state == NBD_CONN_TRANSMISSION) {
+		size_t avail = c->rlen - c->rpos;
+		struct nbd_request r;
+
+		if (c->skip) {
+			size_t d = avail < c->skip ? avail : (size_t)c->skip;
+
+			c->rpos += d;
+			c->skip -= d;
+			if (c->skip)
+				break;
+			continue;
+		}
+		if (c->wslot)
+			break;	/* its payload comes with the next read */
+		if (avail < NBD_REQUEST_LEN)
+			break;
+		if (!c->free_slots || c->bytes >= NBD_CONN_MAX_BYTES) {
+			/* Replies must drain before we take more. */
+			c->throttled = true;
+			nbd_conn_set_reading(c, false);
+			break;
+		}
+		if (nbd_request_decode(c->rbuf + c->rpos, &r) < 0) {
+			if (c->srv && nbd_server_warn_ok(c->srv))
+				log_msg(LOG_LVL_WARN, "nbd: connection %u (%s): bad request "
+					"magic, closing", c->id, c->peer);
+			nbd_conn_kill(c, "bad request magic");
+			return;
+		}
+		c->rpos += NBD_REQUEST_LEN;
+		if (r.type == NBD_CMD_DISC) {
+			/* Finish what is in flight, answer it, then close. */
+			log_msg(LOG_LVL_DEBUG, "nbd: connection %u: disconnect requested", c->id);
+			nbd_conn_stop_input(c);
+			break;
+		}
+		dispatch(c, &r);
+	}
+}
