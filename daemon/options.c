@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon/config.h"
 #include "daemon/options.h"
 
 static const char usage_text[] =
 "usage: vdiskd [OPTIONS] IMAGE\n"
+"       vdiskd [OPTIONS] --config FILE [IMAGE]\n"
 "Serve one virtual disk over NBD.\n"
 "\n"
 "  -n, --name NAME           disk name (default: the image's base name)\n"
@@ -23,6 +25,8 @@ static const char usage_text[] =
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
+"      --config FILE         read options from FILE (vdiskd.conf(5));\n"
+"                            the command line overrides it\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
 "  -v, --verbose             more messages (repeatable)\n"
 "  -q, --quiet               errors only\n"
@@ -46,9 +50,32 @@ static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max
 	return 0;
 }
 
+/* Command line first, then the file under it: what the command line gave
+ * (o->set and the non-NULL fields) stays. */
+static int options_load_config(struct vd_options *o)
+{
+	char err[CFG_ERR_LEN];
+	int r;
+
+	o->cfg = calloc(1, sizeof(*o->cfg));
+	if (!o->cfg) {
+		fprintf(stderr, "vdiskd: out of memory\n");
+		return -ENOMEM;
+	}
+	r = cfg_parse_file(o->cfg, o->config, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vdiskd: %s\n", err);
+		free(o->cfg);
+		o->cfg = NULL;
+		return r;
+	}
+	cfg_apply(o->cfg, o);
+	return 0;
+}
+
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
-	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN };
+	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -58,6 +85,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -98,22 +126,31 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 					optarg);
 				return VD_OPT_BAD;
 			}
+			o->set |= VD_SET_CACHE;
 			break;
 		case OPT_QUEUE_DEPTH:
-			if (parse_uint("--queue-depth", optarg, 1, 4096, &o->queue_depth))
+			if (parse_uint("--queue-depth", optarg, 1, VD_MAX_QUEUE_DEPTH,
+				       &o->queue_depth))
 				return VD_OPT_BAD;
+			o->set |= VD_SET_QUEUE_DEPTH;
 			break;
 		case OPT_MAX_CONN:
-			if (parse_uint("--max-connections", optarg, 1, 65536,
+			if (parse_uint("--max-connections", optarg, 1, VD_MAX_CONNECTIONS,
 				       &o->max_connections))
 				return VD_OPT_BAD;
+			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
+		case OPT_CONFIG: o->config = optarg; break;
 		case 'f': o->foreground = true; break;
 		case 'v':
 			if (o->log_level < LOG_LVL_DEBUG)
 				o->log_level++;
+			o->set |= VD_SET_LOG_LEVEL;
 			break;
-		case 'q': o->log_level = LOG_LVL_ERR; break;
+		case 'q':
+			o->log_level = LOG_LVL_ERR;
+			o->set |= VD_SET_LOG_LEVEL;
+			break;
 		case 'h': fputs(usage_text, stdout); return VD_OPT_EXIT;
 		case 'V': printf("vdiskd %s\n", VDISKD_VERSION); return VD_OPT_EXIT;
 		case ':':
@@ -126,15 +163,25 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			return VD_OPT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
+	if (optind < argc - 1 || (optind == argc && !o->config)) {
 		fprintf(stderr, "vdiskd: %s\n", optind >= argc ? "no IMAGE given" :
 			"only one IMAGE, please");
 		fputs("Try 'vdiskd --help'.\n", stderr);
 		return VD_OPT_USAGE;
 	}
-	o->image = argv[optind];
+	if (optind < argc)
+		o->image = argv[optind];
+	if (o->config && options_load_config(o) < 0)
+		return VD_OPT_BAD;
+	if (!o->image) {
+		fprintf(stderr, "vdiskd: %s: no 'image' key, and no IMAGE on the "
+			"command line\n", o->config);
+		vd_options_free(o);
+		return VD_OPT_BAD;
+	}
 	if (!*o->image) {
 		fprintf(stderr, "vdiskd: IMAGE is empty\n");
+		vd_options_free(o);
 		return VD_OPT_USAGE;
 	}
 	return VD_OPT_OK;
@@ -148,7 +195,7 @@ static char *own(struct vd_options *o, char *s)
 }
 
 /* Names end up in socket paths and JSON: keep them plain. */
-static bool name_ok(const char *n)
+bool vd_name_ok(const char *n)
 {
 	size_t len = strlen(n);
 	if (len == 0 || len > 64 || n[0] == '.' || n[0] == '-')
@@ -216,12 +263,13 @@ int vd_options_finish(struct vd_options *o)
 		else
 			o->name = base;
 	}
-	if (!name_ok(o->name)) {
+	if (!vd_name_ok(o->name)) {
 		fprintf(stderr, "vdiskd: disk name '%s' is not valid: use 1-64 letters, "
 			"digits and ._-@+: (give one with -n)\n", o->name);
 		return -EINVAL;
 	}
-	if (o->nr_listen && o->control)
+	/* Sockets from systemd replace the default listener, not -l. */
+	if ((o->nr_listen || o->activated) && o->control)
 		return 0;
 
 	rundir = vd_rundir();
@@ -232,7 +280,7 @@ int vd_options_finish(struct vd_options *o)
 		fprintf(stderr, "vdiskd: cannot create %s: %s\n", rundir, strerror(-r));
 		goto out;
 	}
-	if (!o->nr_listen) {
+	if (!o->nr_listen && !o->activated) {
 		char *l;
 		if (asprintf(&l, "unix:%s/%s.nbd", rundir, o->name) < 0) {
 			r = -ENOMEM;
@@ -258,4 +306,9 @@ void vd_options_free(struct vd_options *o)
 	for (unsigned i = 0; i < o->nr_owned; i++)
 		free(o->owned[i]);
 	o->nr_owned = 0;
+	if (o->cfg) {
+		cfg_free(o->cfg);
+		free(o->cfg);
+		o->cfg = NULL;
+	}
 }

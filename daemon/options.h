@@ -1,4 +1,4 @@
-/* vdiskd's options: the command line (and later a config file). */
+/* vdiskd's options: the command line and the config file (--config). */
 #ifndef VD_OPTIONS_H
 #define VD_OPTIONS_H
 
@@ -7,7 +7,22 @@
 #include "daemon/log.h"
 #include "drivers/driver.h"
 
-enum { VD_MAX_LISTEN = 16 };
+enum {
+	VD_MAX_LISTEN = 16,
+	VD_MAX_QUEUE_DEPTH = 4096,
+	VD_MAX_CONNECTIONS = 65536,
+};
+
+struct vd_config;
+
+/* Options given on the command line whose value alone cannot tell
+ * (the config file fills only the others). */
+enum vd_opt_set {
+	VD_SET_CACHE = 1u << 0,
+	VD_SET_QUEUE_DEPTH = 1u << 1,
+	VD_SET_MAX_CONNECTIONS = 1u << 2,
+	VD_SET_LOG_LEVEL = 1u << 3,
+};
 
 struct vd_options {
 	const char *image;
@@ -22,6 +37,10 @@ struct vd_options {
 	unsigned max_connections;
 	bool foreground;
 	enum log_level log_level;
+	const char *config;		/* --config FILE, or NULL */
+	struct vd_config *cfg;		/* its contents; owns strings above */
+	unsigned set;			/* enum vd_opt_set */
+	unsigned activated;		/* listeners from systemd: no default one */
 	char *owned[VD_MAX_LISTEN + 4];	/* strings allocated for the above */
 	unsigned nr_owned;
 };
@@ -33,7 +52,8 @@ enum {
 	VD_OPT_BAD = 3,		/* bad value: exit 1 */
 };
 
-/* Parses argv into o; prints the message for errors itself. */
+/* Parses argv into o, then loads --config FILE (values the command line
+ * gave win); prints the message for errors itself. */
 int vd_options_parse(struct vd_options *o, int argc, char **argv);
 /* Fills the defaults that depend on other options (name, sockets).
  * Returns 0 or a negative errno (message printed). */
@@ -44,5 +64,7 @@ void vd_options_free(struct vd_options *o);
  * Returns a malloc'd path or NULL (message printed). */
 char *vd_rundir(void);
 int vd_mkdir_p(const char *path, unsigned mode);
+/* Disk names end up in socket paths and JSON: 1-64 plain characters. */
+bool vd_name_ok(const char *name);
 
 #endif

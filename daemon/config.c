@@ -1,0 +1,465 @@
+/* The config file: "key = value" lines, '#' comments, blank lines.
+ * Every message names the file and the line (and the key when there is
+ * one), because an operator reads it in the journal, not in an editor. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "daemon/config.h"
+
+typedef int cfg_parse_fn(struct vd_config *cfg, const char *value, char *msg,
+			 size_t msglen);
+
+struct cfg_entry {
+	const char *name;
+	enum cfg_key key;
+	bool repeatable;
+	cfg_parse_fn *parse;
+};
+
+static int cfg_string(char **out, const char *value)
+{
+	char *s = strdup(value);
+
+	if (!s)
+		return -ENOMEM;
+	free(*out);
+	*out = s;
+	return 0;
+}
+
+static int cfg_image(struct vd_config *cfg, const char *value, char *msg,
+		     size_t msglen)
+{
+	return cfg_string(&cfg->image, value);
+}
+
+static int cfg_driver(struct vd_config *cfg, const char *value, char *msg,
+		      size_t msglen)
+{
+	if (!vd_driver_find(value)) {
+		snprintf(msg, msglen, "unknown driver '%s' (drivers: %s)", value,
+			 vd_driver_names());
+		return -EINVAL;
+	}
+	return cfg_string(&cfg->driver, value);
+}
+
+/* The frontend parses addresses fully; here only what makes a typo
+ * obvious at the line that holds it. */
+static int cfg_listen(struct vd_config *cfg, const char *value, char *msg,
+		      size_t msglen)
+{
+	char *s;
+
+	if (!((strncmp(value, "unix:", 5) == 0 && value[5]) ||
+	      (strncmp(value, "tcp:", 4) == 0 && strchr(value + 4, ':')))) {
+		snprintf(msg, msglen, "'%s' is not unix:PATH or tcp:HOST:PORT", value);
+		return -EINVAL;
+	}
+	if (cfg->nr_listen == VD_MAX_LISTEN) {
+		snprintf(msg, msglen, "more than %d addresses", VD_MAX_LISTEN);
+		return -EINVAL;
+	}
+	s = strdup(value);
+	if (!s)
+		return -ENOMEM;
+	cfg->listen[cfg->nr_listen++] = s;
+	return 0;
+}
+
+static int cfg_control(struct vd_config *cfg, const char *value, char *msg,
+		       size_t msglen)
+{
+	return cfg_string(&cfg->control, value);
+}
+
+static int cfg_read_only(struct vd_config *cfg, const char *value, char *msg,
+			 size_t msglen)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (unsigned i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(value, yes[i]) == 0) {
+			cfg->read_only = true;
+			return 0;
+		}
+		if (strcasecmp(value, no[i]) == 0) {
+			cfg->read_only = false;
+			return 0;
+		}
+	}
+	snprintf(msg, msglen, "'%s' is not true or false (yes/no, on/off, 1/0)",
+		 value);
+	return -EINVAL;
+}
+
+static int cfg_cache(struct vd_config *cfg, const char *value, char *msg,
+		     size_t msglen)
+{
+	if (strcmp(value, "none") == 0)
+		cfg->cache = VD_CACHE_NONE;
+	else if (strcmp(value, "writeback") == 0)
+		cfg->cache = VD_CACHE_WRITEBACK;
+	else {
+		snprintf(msg, msglen, "'%s' is not none or writeback", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cfg_uint(const char *value, unsigned min, unsigned max,
+		    unsigned *out, char *msg, size_t msglen)
+{
+	unsigned long long v = 0;
+	const char *p = value;
+
+	/* Digits only: strtoul would take "-1", " 7" and "0x10". */
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > max)
+			break;
+	}
+	if (p == value || *p || v < min || v > max) {
+		snprintf(msg, msglen, "'%s' is not a number from %u to %u", value,
+			 min, max);
+		return -EINVAL;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int cfg_queue_depth(struct vd_config *cfg, const char *value, char *msg,
+			   size_t msglen)
+{
+	return cfg_uint(value, 1, VD_MAX_QUEUE_DEPTH, &cfg->queue_depth, msg, msglen);
+}
+
+static int cfg_max_connections(struct vd_config *cfg, const char *value,
+			       char *msg, size_t msglen)
+{
+	return cfg_uint(value, 1, VD_MAX_CONNECTIONS, &cfg->max_connections, msg,
+			msglen);
+}
+
+static int cfg_log_level(struct vd_config *cfg, const char *value, char *msg,
+			 size_t msglen)
+{
+	if (log_level_parse(value, &cfg->log_level) < 0) {
+		snprintf(msg, msglen, "'%s' is not error, warn, notice, info or debug",
+			 value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cfg_name(struct vd_config *cfg, const char *value, char *msg,
+		    size_t msglen)
+{
+	if (!vd_name_ok(value)) {
+		snprintf(msg, msglen, "'%s' is not a valid disk name (1-64 letters, "
+			 "digits and ._-@+:, not starting with . or -)", value);
+		return -EINVAL;
+	}
+	return cfg_string(&cfg->name, value);
+}
+
+static const struct cfg_entry cfg_table[] = {
+	{ .name = "image", .key = CFG_IMAGE, .parse = cfg_image },
+	{ .name = "driver", .key = CFG_DRIVER, .parse = cfg_driver },
+	{ .name = "listen", .key = CFG_LISTEN, .repeatable = true,
+	  .parse = cfg_listen },
+	{ .name = "control", .key = CFG_CONTROL, .parse = cfg_control },
+	{ .name = "read-only", .key = CFG_READ_ONLY, .parse = cfg_read_only },
+	{ .name = "cache", .key = CFG_CACHE, .parse = cfg_cache },
+	{ .name = "queue-depth", .key = CFG_QUEUE_DEPTH, .parse = cfg_queue_depth },
+	{ .name = "max-connections", .key = CFG_MAX_CONNECTIONS,
+	  .parse = cfg_max_connections },
+	{ .name = "log-level", .key = CFG_LOG_LEVEL, .parse = cfg_log_level },
+	{ .name = "name", .key = CFG_NAME, .parse = cfg_name },
+};
+enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
+
+const char *cfg_key_name(enum cfg_key key)
+{
+	for (unsigned i = 0; i < CFG_TABLE_LEN; i++)
+		if (cfg_table[i].key == key)
+			return cfg_table[i].name;
+	return "?";
+}
+
+static const struct cfg_entry *cfg_lookup(const char *name)
+{
+	for (unsigned i = 0; i < CFG_TABLE_LEN; i++)
+		if (strcmp(cfg_table[i].name, name) == 0)
+			return &cfg_table[i];
+	return NULL;
+}
+
+/* Length of the UTF-8 sequence at p (at most n bytes), 0 if malformed.
+ * Overlong forms, surrogates and values past U+10FFFF are malformed. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		len = 2;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		len = 3;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (p[0] == 0xe0)
+		lo = 0xa0;
+	else if (p[0] == 0xed)
+		hi = 0x9f;
+	else if (p[0] == 0xf0)
+		lo = 0x90;
+	else if (p[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* Rejects what no text editor writes, so a binary file gets one clear
+ * message instead of "unknown key" with garbage in it.  A tab is text; a
+ * carriage return is accepted at the end of a line (DOS line ends). */
+static int cfg_check_text(const unsigned char *p, size_t n, char *msg,
+			  size_t msglen)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t len;
+
+		if (c == 0) {
+			snprintf(msg, msglen, "NUL byte at column %zu (binary file?)",
+				 i + 1);
+			return -EINVAL;
+		}
+		if ((c < 0x20 && c != '\t' && !(c == '\r' && i == n - 1)) ||
+		    c == 0x7f) {
+			snprintf(msg, msglen, "control character 0x%02x at column %zu "
+				 "(binary file?)", c, i + 1);
+			return -EINVAL;
+		}
+		len = utf8_len(p + i, n - i);
+		if (!len) {
+			snprintf(msg, msglen, "byte 0x%02x at column %zu is not UTF-8 "
+				 "text (binary file?)", c, i + 1);
+			return -EINVAL;
+		}
+		i += len;
+	}
+	return 0;
+}
+
+static char *cfg_trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+		e--;
+	*e = 0;
+	return s;
+}
+
+/* One line, already checked to be text of at most CFG_MAX_LINE bytes. */
+static int cfg_parse_line(struct vd_config *cfg, char *line, char *msg,
+			  size_t msglen, const char **keyp)
+{
+	char *s = cfg_trim(line), *eq, *key, *value;
+	const struct cfg_entry *e;
+
+	*keyp = NULL;
+	if (!*s || *s == '#')
+		return 0;
+	eq = strchr(s, '=');
+	if (!eq) {
+		snprintf(msg, msglen, "'%.64s' is not 'key = value'", s);
+		return -EINVAL;
+	}
+	*eq = 0;
+	key = cfg_trim(s);
+	value = cfg_trim(eq + 1);
+	if (!*key) {
+		snprintf(msg, msglen, "no key before '='");
+		return -EINVAL;
+	}
+	*keyp = key;
+	e = cfg_lookup(key);
+	if (!e) {
+		snprintf(msg, msglen, "unknown key (see vdiskd.conf(5))");
+		return -EINVAL;
+	}
+	if (!*value) {
+		snprintf(msg, msglen, "no value after '='");
+		return -EINVAL;
+	}
+	if (cfg->line[e->key] && !e->repeatable) {
+		snprintf(msg, msglen, "given twice (first on line %u)",
+			 cfg->line[e->key]);
+		return -EINVAL;
+	}
+	return e->parse(cfg, value, msg, msglen);
+}
+
+int cfg_parse_buf(struct vd_config *cfg, const char *file, const char *buf,
+		  size_t len, char *err, size_t errlen)
+{
+	char line[CFG_MAX_LINE + 1], msg[CFG_ERR_LEN];
+	const char *p = buf, *end = buf + len;
+	unsigned lineno = 0;
+	int r = 0;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->queue_depth = 128;
+	cfg->max_connections = 128;
+	cfg->log_level = LOG_LVL_INFO;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = (size_t)((nl ? nl : end) - p);
+		const char *key = NULL;
+
+		lineno++;
+		msg[0] = 0;
+		if (n > CFG_MAX_LINE) {
+			snprintf(err, errlen, "%s:%u: line longer than %d bytes", file,
+				 lineno, CFG_MAX_LINE);
+			r = -EINVAL;
+			goto err;
+		}
+		r = cfg_check_text((const unsigned char *)p, n, msg, sizeof(msg));
+		if (r == 0) {
+			memcpy(line, p, n);
+			line[n] = 0;
+			r = cfg_parse_line(cfg, line, msg, sizeof(msg), &key);
+		}
+		if (r == -ENOMEM) {
+			snprintf(err, errlen, "%s:%u: out of memory", file, lineno);
+			goto err;
+		}
+		if (r < 0) {
+			if (key)
+				snprintf(err, errlen, "%s:%u: key '%.64s': %s", file,
+					 lineno, key, msg);
+			else
+				snprintf(err, errlen, "%s:%u: %s", file, lineno, msg);
+			goto err;
+		}
+		if (key) {
+			const struct cfg_entry *e = cfg_lookup(key);
+			if (!cfg->line[e->key])
+				cfg->line[e->key] = lineno;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	return 0;
+err:
+	cfg_free(cfg);
+	return r;
+}
+
+int cfg_parse_file(struct vd_config *cfg, const char *file, char *err,
+		   size_t errlen)
+{
+	size_t len = 0, cap = CFG_MAX_FILE + 1;
+	char *buf = NULL;
+	int fd, r;
+
+	memset(cfg, 0, sizeof(*cfg));
+	fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: cannot open: %s", file, strerror(-r));
+		return r;
+	}
+	/* Read to the end (a pipe has no size) but never past the cap:
+	 * --config /dev/zero must fail, not eat the memory. */
+	buf = malloc(cap);
+	if (!buf) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", file);
+		goto out;
+	}
+	while (len < cap) {
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: cannot read: %s", file, strerror(-r));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > CFG_MAX_FILE) {
+		snprintf(err, errlen, "%s: larger than %d bytes: not a config file",
+			 file, CFG_MAX_FILE);
+		r = -EFBIG;
+		goto out;
+	}
+	r = cfg_parse_buf(cfg, file, buf, len, err, errlen);
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
+{
+	if (cfg->line[CFG_IMAGE] && !o->image)
+		o->image = cfg->image;
+	if (cfg->line[CFG_DRIVER] && !o->driver)
+		o->driver = cfg->driver;
+	/* -l replaces the file's addresses rather than adding to them: the
+	 * command line says where to listen, the whole answer. */
+	if (cfg->line[CFG_LISTEN] && !o->nr_listen) {
+		for (unsigned i = 0; i < cfg->nr_listen; i++)
+			o->listen[i] = cfg->listen[i];
+		o->nr_listen = cfg->nr_listen;
+	}
+	if (cfg->line[CFG_CONTROL] && !o->control)
+		o->control = cfg->control;
+	/* -r can only say yes; it wins when it does. */
+	if (cfg->line[CFG_READ_ONLY] && !o->read_only)
+		o->read_only = cfg->read_only;
+	if (cfg->line[CFG_CACHE] && !(o->set & VD_SET_CACHE))
+		o->cache = cfg->cache;
+	if (cfg->line[CFG_QUEUE_DEPTH] && !(o->set & VD_SET_QUEUE_DEPTH))
+		o->queue_depth = cfg->queue_depth;
+	if (cfg->line[CFG_MAX_CONNECTIONS] && !(o->set & VD_SET_MAX_CONNECTIONS))
+		o->max_connections = cfg->max_connections;
+	if (cfg->line[CFG_LOG_LEVEL] && !(o->set & VD_SET_LOG_LEVEL))
+		o->log_level = cfg->log_level;
+	if (cfg->line[CFG_NAME] && !o->name)
+		o->name = cfg->name;
+}
+
+void cfg_free(struct vd_config *cfg)
+{
+	free(cfg->image);
+	free(cfg->driver);
+	for (unsigned i = 0; i < cfg->nr_listen; i++)
+		free(cfg->listen[i]);
+	free(cfg->control);
+	free(cfg->name);
+	memset(cfg, 0, sizeof(*cfg));
+}
