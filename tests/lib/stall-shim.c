@@ -9,8 +9,14 @@
  *   - STALL_SUBMIT_FILE=PATH is set and PATH exists.
  * A test finds the variables below with dlsym(RTLD_DEFAULT, "stall_shim_...")
  * and reads them with __atomic loads; stall_shim_release = 1 ends a stall
- * early. */
+ * early.
+ *
+ * Fault injection (independent of stalls): with stall_shim_fault_pct (or
+ * env SUBMIT_FAULT_PCT) at N > 0, N% of calls misbehave the way the kernel
+ * may: half return -EAGAIN without submitting anything, half submit only
+ * a random prefix of the iocbs and return that count (a short submit). */
 #include <dlfcn.h>
+#include <errno.h>
 #include <libaio.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +33,9 @@ long stall_shim_last_ret;		/* what the real io_submit returned */
 uint64_t stall_shim_enter_ns;		/* last stalled call: entered */
 uint64_t stall_shim_submitted_ns;	/*   real io_submit returned */
 uint64_t stall_shim_return_ns;		/*   returned to its caller */
+int stall_shim_fault_pct;		/* % of calls that misbehave */
+unsigned long stall_shim_eagains;	/* calls answered -EAGAIN */
+unsigned long stall_shim_shorts;	/* calls that submitted a prefix */
 
 typedef int io_submit_fn(io_context_t ctx, long nr, struct iocb *ios[]);
 
@@ -42,6 +51,26 @@ static long env_long(const char *name, long def)
 {
 	const char *s = getenv(name);
 	return s && *s ? strtol(s, NULL, 10) : def;
+}
+
+/* A fault for this call: 0 none, -EAGAIN, or k > 0 (submit k of nr). */
+static long pick_fault(unsigned long call, long nr)
+{
+	int pct = __atomic_load_n(&stall_shim_fault_pct, __ATOMIC_ACQUIRE);
+	if (pct <= 0)
+		pct = (int)env_long("SUBMIT_FAULT_PCT", 0);
+	if (pct <= 0 || nr <= 0)
+		return 0;
+	/* splitmix64 of the call number: reproducible, no shared state */
+	uint64_t z = call * 0x9e3779b97f4a7c15ull;
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	if ((long)(z % 100) >= pct)
+		return 0;
+	if ((z >> 8) % 2 == 0 || nr == 1)
+		return -EAGAIN;
+	return 1 + (long)((z >> 16) % (uint64_t)(nr - 1));
 }
 
 static bool should_stall(unsigned long call)
@@ -71,6 +100,15 @@ int io_submit(io_context_t ctx, long nr, struct iocb *ios[])
 		__atomic_store_n(&real, fn, __ATOMIC_RELEASE);
 	}
 	unsigned long call = __atomic_add_fetch(&stall_shim_calls, 1, __ATOMIC_ACQ_REL);
+	long fault = pick_fault(call, nr);
+	if (fault == -EAGAIN) {
+		__atomic_add_fetch(&stall_shim_eagains, 1, __ATOMIC_ACQ_REL);
+		return -EAGAIN;
+	}
+	if (fault > 0) {
+		__atomic_add_fetch(&stall_shim_shorts, 1, __ATOMIC_ACQ_REL);
+		nr = fault;
+	}
 	long ms = env_long("STALL_SUBMIT_MS", 0);
 	if (ms <= 0 || !should_stall(call))
 		return fn(ctx, nr, ios);
