@@ -272,6 +272,15 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 	submit(c, s);
 }
 
+/* The stream cannot be trusted any more: hard disconnect. */
+static void bad_magic(struct nbd_conn *c)
+{
+	if (c->srv && nbd_server_warn_ok(c->srv))
+		log_msg(LOG_LVL_WARN, "nbd: connection %u (%s): bad request magic, closing",
+			c->id, c->peer);
+	nbd_conn_kill(c, "bad request magic");
+}
+
 void nbd_tx_parse(struct nbd_conn *c)
 {
 	while (c->state == NBD_CONN_TRANSMISSION) {
@@ -289,6 +298,12 @@ void nbd_tx_parse(struct nbd_conn *c)
 		}
 		if (c->wslot)
 			break;	/* its payload comes with the next read */
+		/* A wrong magic is known from 4 bytes: do not wait for 28
+		 * (an option sent after GO is shorter than a request). */
+		if (avail >= 4 && nbd_get32(c->rbuf + c->rpos) != NBD_REQUEST_MAGIC) {
+			bad_magic(c);
+			return;
+		}
 		if (avail < NBD_REQUEST_LEN)
 			break;
 		if (!c->free_slots || c->bytes >= NBD_CONN_MAX_BYTES) {
@@ -298,10 +313,7 @@ void nbd_tx_parse(struct nbd_conn *c)
 			break;
 		}
 		if (nbd_request_decode(c->rbuf + c->rpos, &r) < 0) {
-			if (c->srv && nbd_server_warn_ok(c->srv))
-				log_msg(LOG_LVL_WARN, "nbd: connection %u (%s): bad request "
-					"magic, closing", c->id, c->peer);
-			nbd_conn_kill(c, "bad request magic");
+			bad_magic(c);
 			return;
 		}
 		c->rpos += NBD_REQUEST_LEN;
