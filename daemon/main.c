@@ -12,7 +12,10 @@
 #include "daemon/log.h"
 #include "daemon/options.h"
 #include "daemon/sd-notify.h"
+#include "daemon/socket-activation.h"
+#include "daemon/status.h"
 #include "daemon/vbd.h"
+#include "daemon/watchdog.h"
 #include "frontends/nbd.h"
 
 enum { SHUTDOWN_TIMEOUT_S = 60 };
@@ -25,6 +28,9 @@ struct daemon {
 	struct ctl_server *ctl;
 	struct event *sig_ev[3];
 	struct event *stop_timer;
+	struct sd_watchdog *watchdog;
+	struct sa_listener activated[SA_MAX_FDS];	/* sockets from systemd */
+	unsigned nr_activated;
 	bool stopping;
 	int exit_code;
 	int ready_fd;		/* daemonized: tells the parent we are up */
@@ -76,6 +82,7 @@ static void daemon_shutdown(void *arg)
 	d->stopping = true;
 	log_msg(LOG_LVL_INFO, "%s: shutting down", d->opt.name);
 	sd_notify_send("STOPPING=1");
+	vd_status_set_stopping(d->vbd);
 	/* Held requests must run, or their connections never finish. */
 	vbd_resume(d->vbd);
 	d->stop_timer = evtimer_new(d->base, daemon_stop_timeout, d);
@@ -141,7 +148,8 @@ static int daemon_background(struct daemon *d)
 static void daemon_ready(struct daemon *d)
 {
 	sd_notify_send("READY=1");
-	log_msg(LOG_LVL_NOTICE, "%s: ready (%s)", d->opt.name, d->opt.listen[0]);
+	log_msg(LOG_LVL_NOTICE, "%s: ready (%s)", d->opt.name, d->nr_activated ?
+		d->activated[0].label : d->opt.listen[0]);
 	if (d->ready_fd >= 0) {
 		int fd = open("/dev/null", O_RDWR);
 		if (fd >= 0) {
@@ -191,6 +199,17 @@ static int daemon_start(struct daemon *d)
 		log_errno(LOG_LVL_ERR, r, "%s: NBD server", d->opt.name);
 		return r;
 	}
+	for (unsigned i = 0; i < d->nr_activated; i++) {
+		const struct sa_listener *l = &d->activated[i];
+		r = nbd_server_listen_fd(d->nbd, l->fd, l->label);
+		if (r < 0) {
+			log_errno(LOG_LVL_ERR, r, "%s: cannot serve socket %s from systemd",
+				  d->opt.name, l->label);
+			return r;
+		}
+		log_msg(LOG_LVL_INFO, "%s: serving %s from systemd%s%s", d->opt.name,
+			l->label, l->name[0] ? " as " : "", l->name);
+	}
 	for (unsigned i = 0; i < d->opt.nr_listen; i++) {
 		r = nbd_server_listen(d->nbd, d->opt.listen[i]);
 		if (r < 0) {
@@ -211,11 +230,18 @@ static int daemon_start(struct daemon *d)
 				  d->opt.control);
 		return r;
 	}
-	return 0;
+	r = sd_watchdog_start(d->base, &d->watchdog);
+	if (r == 0)
+		r = vd_status_start(d->base, d->vbd);
+	if (r < 0)
+		log_errno(LOG_LVL_ERR, r, "%s: watchdog and status timers", d->opt.name);
+	return r;
 }
 
 static void daemon_free(struct daemon *d)
 {
+	vd_status_stop();
+	sd_watchdog_free(d->watchdog);
 	if (d->ctl)
 		ctl_server_free(d->ctl);
 	if (d->nbd)
@@ -243,6 +269,14 @@ int main(int argc, char **argv)
 	case VD_OPT_USAGE: return 2;
 	default: return 1;
 	}
+	log_set_level(d.opt.log_level);
+	r = sa_listen_fds(d.activated, SA_MAX_FDS);
+	if (r < 0) {
+		vd_options_free(&d.opt);
+		return 1;
+	}
+	d.nr_activated = (unsigned)r;
+	d.opt.activated = d.nr_activated;
 	if (vd_options_finish(&d.opt) < 0) {
 		vd_options_free(&d.opt);
 		return 1;
