@@ -14,10 +14,14 @@ static int cmd_log_level_exec(struct ctl_request *req)
 		return ctl_error(req, -EINVAL, "log-level: unknown level \"%.32s\"; "
 				 "use error, warn, info or debug", s);
 	if (s && level != old) {
+		/* Under the louder of the two levels, so the change shows. */
+		if (level < old)
+			log_msg(LOG_LVL_NOTICE, "control: log level %s (was %s)",
+				log_level_name(level), log_level_name(old));
 		log_set_level(level);
-		/* At the level of the quieter of the two, so it shows. */
-		log_msg(level < old ? level : old, "control: log level %s (was %s)",
-			log_level_name(level), log_level_name(old));
+		if (level > old)
+			log_msg(LOG_LVL_NOTICE, "control: log level %s (was %s)",
+				log_level_name(level), log_level_name(old));
 	}
 	r = ctl_reply(req);
 	json_object_set_new(r, "level", json_string(log_level_name(level)));

@@ -74,9 +74,12 @@ static void pause_timeout(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The server is going away: nobody waits for the answer.  op stays until
+ * the vbd calls back. */
 static void pause_cancel(struct ctl_request *req)
 {
 	pause_op_detach(req->cmd_data);
+	ctl_request_complete(req, -ECANCELED);
 }
 
 static int cmd_pause_exec(struct ctl_request *req)

@@ -51,7 +51,8 @@ static ssize_t read_line(struct ctl_conn *c, int timeout_ms)
 	size_t scanned = 0;
 
 	for (;;) {
-		char *nl = memchr(c->buf + scanned, '\n', c->len - scanned);
+		char *nl = c->len > scanned ?
+			   memchr(c->buf + scanned, '\n', c->len - scanned) : NULL;
 		if (nl) {
 			*nl = '\0';
 			return nl - c->buf;

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "control/ctl-int.h"
+#include "daemon/log.h"
 
 const char *ctl_errno_name(int err)
 {
@@ -173,6 +174,10 @@ int ctl_dispatch(struct ctl_request *req, const struct ctl_cmd_entry *const *tab
 	if (r < 0)
 		return r;
 	req->msg[0] = '\0';
+	/* Commands that change something leave a trace of who asked, before
+	 * what they log themselves. */
+	log_msg(req->entry->quiet ? LOG_LVL_DEBUG : LOG_LVL_INFO, "control: pid %ld: %s",
+		(long)req->log_pid, req->entry->name);
 	r = req->entry->exec(req);
 	if (r > 0 && r != CTL_ASYNC)
 		r = -EIO;	/* a command bug; never an odd reply */

@@ -55,6 +55,7 @@ struct ctl_request {
 	json_t *reply;			/* built by the command; ok is added */
 	char msg[CTL_MSG_MAX];		/* error message */
 	bool shutdown_after_reply;	/* shutdown: stop once the reply is out */
+	long log_pid;			/* the client's, for the log */
 
 	/* A callback that fires inside exec (vbd_pause on a paused disk may
 	 * call back at once) must not reply before exec has returned. */
@@ -63,8 +64,9 @@ struct ctl_request {
 	int early_err;
 
 	/* Async commands: called by ctl_server_free for a request still
-	 * running, so the command can drop timers on the event base; the
-	 * request is completed with client == NULL later or never. */
+	 * running (client, srv and d are NULL by then), so the command can
+	 * drop its timers and complete the request at once.  A request
+	 * without cancel is completed by its callback later. */
 	void (*cancel)(struct ctl_request *req);
 	void *cmd_data;
 

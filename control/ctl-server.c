@@ -237,18 +237,17 @@ static void client_run_line(struct ctl_client *c, const char *line, size_t len)
 	c->busy = req;
 	running_add(srv, req);
 	req->in_exec = true;
+	req->log_pid = c->pid;
 	r = ctl_dispatch(req, srv->table, line, len);
 	req->in_exec = false;
 	if (r == CTL_ASYNC && req->done_early)
 		r = req->early_err;
-	/* Commands that change something leave a trace of who asked. */
-	if (req->entry)
+	if (!req->entry)
+		log_msg(LOG_LVL_DEBUG, "control: pid %ld: bad request: %s", (long)c->pid,
+			req->msg);
+	else if (r < 0)
 		log_msg(req->entry->quiet ? LOG_LVL_DEBUG : LOG_LVL_INFO,
-			"control: pid %ld: %s%s%s", (long)c->pid, req->entry->name,
-			r == CTL_ASYNC ? "" : r < 0 ? ": " : "",
-			r == CTL_ASYNC ? "" : r < 0 ? req->msg : "");
-	else
-		log_msg(LOG_LVL_DEBUG, "control: client %u: bad request: %s", c->id, req->msg);
+			"control: pid %ld: %s", (long)c->pid, req->msg);
 	if (r == CTL_ASYNC)
 		return;
 	running_del(srv, req);
@@ -672,10 +671,10 @@ void ctl_server_free(struct ctl_server *srv)
 	 * no client and no server and just free it. */
 	while ((req = srv->running)) {
 		running_del(srv, req);
-		if (req->cancel)
-			req->cancel(req);
 		req->srv = NULL;
 		req->d = NULL;
+		if (req->cancel)
+			req->cancel(req);
 	}
 	if (srv->accept_ev)
 		event_free(srv->accept_ev);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "control/ctl-int.h"
+#include "daemon/log.h"
 #include "tests/lib/test.h"
 
 static int exec_calls;
@@ -335,6 +336,7 @@ static void test_replies(void)
 
 int main(void)
 {
+	log_init("test-ctl-parse", LOG_LVL_WARN, LOG_SINK_STDERR);
 	test_good();
 	test_malformed();
 	test_nul_and_size();
