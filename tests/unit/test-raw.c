@@ -490,6 +490,7 @@ static void run_model(struct model *m, int nreq)
 {
 	struct req *batch[16];
 	int done = 0, nwrites = 0;
+	double t0 = now_s();
 
 	while (done < nreq && test_failures < 20) {
 		int n = 0, want = 1 + (int)rnd(16);
@@ -514,8 +515,9 @@ static void run_model(struct model *m, int nreq)
 		}
 		done += n;
 	}
-	fprintf(stderr, "%s: %d requests (%d writes), direct %d, block %u\n",
-		m->what, done, nwrites, m->info.direct, m->info.logical_block);
+	fprintf(stderr, "%s: %d requests (%d writes), direct %d, block %u, %.2f s\n",
+		m->what, done, nwrites, m->info.direct, m->info.logical_block,
+		now_s() - t0);
 }
 
 /* The whole image read back through the driver and through the kernel. */
@@ -595,7 +597,7 @@ static void test_neighbours(const char *path, enum vd_cache cache, struct tqueue
 	REQUIRE(model && back);
 	make_file(path, size, model);
 	REQUIRE(open_raw(path, q, cache, false, &info, &priv) == 0);
-	for (int round = 0; round < 300 && test_failures < 20; round++) {
+	for (int round = 0; round < 120 && test_failures < 20; round++) {
 		uint64_t pos = rnd(4096), base_blk = rnd(size / 8192) * 4096;
 		int n = 0;
 
@@ -607,7 +609,7 @@ static void test_neighbours(const char *path, enum vd_cache cache, struct tqueue
 
 			if (off + len > size)
 				break;
-			batch[n] = req_new(OP_WRITE, off, len, rnd(3) ? 0 : VD_IO_FUA);
+			batch[n] = req_new(OP_WRITE, off, len, rnd(20) ? 0 : VD_IO_FUA);
 			fill(batch[n]->io.buf, len);
 			n++;
 			pos += len + (rnd(4) == 0 ? rnd(100) : 0);
