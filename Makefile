@@ -79,8 +79,12 @@ install: all
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
 	install -m 0644 $(wildcard man/*.8) $(DESTDIR)$(MANDIR)/man8/
 	$(if $(wildcard man/*.5),install -m 0644 $(wildcard man/*.5) $(DESTDIR)$(MANDIR)/man5/)
-	$(if $(wildcard scripts/*.service scripts/*.socket),install -m 0644 \
-	    $(wildcard scripts/*.service scripts/*.socket) $(DESTDIR)$(UNITDIR)/)
+	@# The units name /usr/sbin and /etc/vdiskd; point them where we install.
+	for f in $(wildcard scripts/*.service scripts/*.socket); do \
+	    sed -e 's|/usr/sbin/|$(SBINDIR)/|g' -e 's|/etc/vdiskd/|$(SYSCONFDIR)/vdiskd/|g' \
+	        "$$f" >"$(DESTDIR)$(UNITDIR)/$${f##*/}" && \
+	    chmod 0644 "$(DESTDIR)$(UNITDIR)/$${f##*/}" || exit 1; \
+	done
 	$(if $(wildcard scripts/example.conf.sample),install -m 0644 \
 	    scripts/example.conf.sample $(DESTDIR)$(SYSCONFDIR)/vdiskd/)
 
