@@ -10,7 +10,6 @@
  * thread learns from the results. */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdio.h>
