@@ -431,6 +431,9 @@ static void accept_one(struct ctl_server *srv, int fd)
 			close(fd);
 			return;
 		}
+		if (log_ratelimit_ok(&srv->refuse_rl))
+			log_msg(LOG_LVL_NOTICE, "control: %d clients; closing the longest "
+				"idle (pid %ld)", CTL_MAX_CLIENTS, (long)victim->pid);
 		send_error_now(bufferevent_getfd(victim->bev), -ETIMEDOUT,
 			       "closed: too many control clients, this one was the longest idle");
 		client_free(victim);
