@@ -310,7 +310,7 @@ static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **ar
 		      void *ctx)
 {
 	struct option opts[8];
-	char shortopts[32] = "+hj";
+	char shortopts[32] = "hj";	/* permuting: "log-level debug --json" */
 	int n = 0, o;
 
 	for (; extra && extra[n].name && n < 5; n++) {
@@ -328,7 +328,7 @@ static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **ar
 	opts[n++] = (struct option){ "json", no_argument, NULL, 'j' };
 	opts[n] = (struct option){ NULL, 0, NULL, 0 };
 
-	optind = 1;
+	optind = 0;	/* 0, not 1: glibc starts afresh, "+" of main's call forgotten */
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (o) {
