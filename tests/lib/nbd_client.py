@@ -4,6 +4,8 @@ too many options), plus a helper that runs vdiskd on a private socket.
 
 Only the standard library: it runs under any python3."""
 
+import atexit
+import ctypes
 import os
 import signal
 import socket
@@ -251,8 +253,31 @@ class Client:
         return err, data, chunks
 
 
+def _die_with_parent():
+    # PR_SET_PDEATHSIG: the daemon goes when the test does, however the
+    # test ends (a timeout's SIGKILL included).
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+_daemons = []
+
+
+def _cleanup():
+    for d in _daemons:
+        d.kill()
+
+
+atexit.register(_cleanup)
+# SIGTERM (tests/run's timeout) runs the atexit handlers too.
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
 class Daemon:
-    """vdiskd in the foreground on a private socket pair."""
+    """vdiskd in the foreground on a private socket pair; killed when the
+    test exits."""
 
     def __init__(self, *args, name="disk", listen=None):
         tmp = os.environ.get("TESTS_TMP") or tempfile.gettempdir()
@@ -266,7 +291,9 @@ class Daemon:
             cmd += ["-l", l]
         cmd += list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.log, "ab"))
+                                     stderr=open(self.log, "ab"),
+                                     preexec_fn=_die_with_parent)
+        _daemons.append(self)
         self.wait_ready()
 
     def wait_ready(self):
