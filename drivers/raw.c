@@ -870,7 +870,10 @@ out:
 
 static int raw_open_fd(struct raw *r, const struct vd_open_opts *opts, bool *refused)
 {
-	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	/* O_NONBLOCK: a FIFO must be refused, not waited on for a writer.
+	 * It is cleared once the image is known to be a file or device. */
+	int flags = (opts->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK |
+		    O_NOCTTY;
 
 	r->direct = opts->cache == VD_CACHE_NONE;
 	r->fd = open(r->path, flags | (r->direct ? O_DIRECT : 0));
@@ -926,7 +929,7 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 	struct stat st;
 	struct raw *r = calloc(1, sizeof(*r));
 	bool direct_refused = false;
-	int err;
+	int err, fl;
 
 	if (!r)
 		return -ENOMEM;
@@ -956,6 +959,12 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 		log_msg(LOG_LVL_ERR, "raw: %s is not a regular file or a block device",
 			image);
 		err = -EINVAL;
+		goto err;
+	}
+	fl = fcntl(r->fd, F_GETFL);
+	if (fl < 0 || fcntl(r->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		err = -errno;
+		log_errno(LOG_LVL_ERR, err, "raw: %s: fcntl", image);
 		goto err;
 	}
 	if (r->is_dev)

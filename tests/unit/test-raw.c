@@ -226,8 +226,15 @@ static void test_open_errors(struct tqueue *q)
 	CHECK_EQ(open_raw(path, q, VD_CACHE_NONE, false, &info, &priv), -EINVAL);
 	CHECK_EQ(open_raw(path, q, VD_CACHE_WRITEBACK, true, &info, &priv), -EINVAL);
 	unlink(path);
-	/* Neither a file nor a block device. */
+	/* Neither a file nor a block device; a FIFO must not block the open
+	 * waiting for a writer (tests/run's timeout would catch a hang). */
 	CHECK_EQ(open_raw("/dev/null", q, VD_CACHE_WRITEBACK, false, &info, &priv), -EINVAL);
+	snprintf(path, sizeof(path), "%s/fifo", tmpdir);
+	REQUIRE(mkfifo(path, 0600) == 0);
+	CHECK_EQ(open_raw(path, q, VD_CACHE_NONE, true, &info, &priv), -EINVAL);
+	CHECK_EQ(open_raw(path, q, VD_CACHE_WRITEBACK, true, &info, &priv), -EINVAL);
+	CHECK_EQ(open_raw(path, q, VD_CACHE_WRITEBACK, false, &info, &priv), -EINVAL);
+	unlink(path);
 	/* Unreadable: root reads anything, so only as another user. */
 	snprintf(path, sizeof(path), "%s/unreadable", tmpdir);
 	make_file(path, 4096, NULL);
