@@ -114,7 +114,7 @@ static int listen_unix(struct nbd_listener *l, const char *path)
 		goto err;
 	return 0;
 err:
-	log_errno(LOG_LVL_ERR, r, "nbd: listen on unix:%s", path);
+	/* The caller names the address and the error. */
 	close(fd);
 	return r;
 }
@@ -185,7 +185,6 @@ static int listen_tcp(struct nbd_listener *l, const struct nbd_addr *a, char **l
 	freeaddrinfo(res);
 	return 0;
 err:
-	log_errno(LOG_LVL_ERR, r, "nbd: listen on tcp:%s:%s", a->host, a->port);
 	freeaddrinfo(res);
 	return r;
 }
@@ -216,6 +215,7 @@ int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_liste
 			"(unix:PATH or tcp:HOST:PORT)", addr);
 		return r;
 	}
+	/* From here on errors are the caller's to report. */
 	l = listener_new(srv, addr);
 	if (!l)
 		return -ENOMEM;
