@@ -65,8 +65,8 @@ static int tq_getevents_reap(struct tqueue *q, struct io_event *ev, int max)
  * completed continues as a flush (stage 1) instead of completing. */
 static bool tq_fua_followup(struct tqueue *q, struct tiocb *t)
 {
-	if (!(t->flags & TIOCB_FUA) || q->caps.rwf_dsync || t->res < 0 ||
-	    t->fua_stage != 0)
+	if (t->op != TIOCB_WRITE || !(t->flags & TIOCB_FUA) || q->caps.rwf_dsync ||
+	    t->res < 0 || t->fua_stage != 0)
 		return false;
 	t->fua_stage = 1;
 	t->op = TIOCB_FLUSH;
