@@ -632,6 +632,12 @@ static int stats_watch(struct cli *cli, const struct watch_opts *w)
 
 	for (long n = 0; w->count == 0 || n < w->count; n++) {
 		if (n > 0) {
+			/* The daemon closes control clients idle for two
+			 * minutes: with long intervals, reconnect each time. */
+			if (w->interval > 30) {
+				ctl_conn_close(cli->conn);
+				cli->conn = NULL;
+			}
 			struct timespec ts = {
 				(time_t)w->interval,
 				(long)((w->interval - floor(w->interval)) * 1e9),

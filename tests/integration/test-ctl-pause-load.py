@@ -64,8 +64,8 @@ fio = subprocess.Popen(
      "--uri=nbd+unix:///?socket=" + d.sock,
      "--rw=randwrite", "--bs=4k", "--size=32M", "--iodepth=16",
      "--rate_iops=800", "--verify=crc32c", "--verify_fatal=1",
-     "--verify_backlog=256", "--output-format=normal"],
-    stdout=open(fio_log, "w"), stderr=subprocess.STDOUT)
+     "--verify_backlog=256", "--verify_state_save=0", "--output-format=normal"],
+    stdout=open(fio_log, "w"), stderr=subprocess.STDOUT, cwd=d.dir)
 
 # Wait until fio is connected and writing.
 deadline = time.monotonic() + 20
