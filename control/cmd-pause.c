@@ -48,7 +48,10 @@ static void pause_done(void *arg, int err)
 	free(op);
 	if (!req)
 		return;		/* timed out already, or the server is gone */
-	if (err < 0) {
+	if (err == -ECANCELED) {
+		ctl_error(req, err, "pause: cancelled: the disk was resumed before "
+			  "it had drained");
+	} else if (err < 0) {
 		ctl_error(req, err, "pause: %s", strerror(-err));
 	} else {
 		json_object_set_new(ctl_reply(req), "state", json_string("paused"));

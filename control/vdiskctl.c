@@ -23,6 +23,7 @@
 #include <jansson.h>
 
 #include "control/ctl-client.h"
+#include "control/ctl-text.h"
 
 enum { EXIT_OK = 0, EXIT_DAEMON = 1, EXIT_USAGE = 2 };
 
@@ -64,73 +65,6 @@ static int usage_error(const char *fmt, ...)
 	va_end(ap);
 	fputs("\nTry 'vdiskctl --help'.\n", stderr);
 	return EXIT_USAGE;
-}
-
-/* ---- formatting ---- */
-
-static const char *human_size(uint64_t v, char *buf, size_t len)
-{
-	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
-	double d = (double)v;
-	unsigned u = 0;
-
-	while (d >= 1024 && u < 6) {
-		d /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%llu B", (unsigned long long)v);
-	else if (d == floor(d))
-		snprintf(buf, len, "%.0f %s", d, units[u]);
-	else
-		snprintf(buf, len, "%.1f %s", d, units[u]);
-	return buf;
-}
-
-static const char *human_duration(uint64_t s, char *buf, size_t len)
-{
-	if (s >= 86400)
-		snprintf(buf, len, "%llud %lluh %02llum", (unsigned long long)(s / 86400),
-			 (unsigned long long)(s % 86400 / 3600),
-			 (unsigned long long)(s % 3600 / 60));
-	else if (s >= 3600)
-		snprintf(buf, len, "%lluh %02llum %02llus", (unsigned long long)(s / 3600),
-			 (unsigned long long)(s % 3600 / 60), (unsigned long long)(s % 60));
-	else if (s >= 60)
-		snprintf(buf, len, "%llum %02llus", (unsigned long long)(s / 60),
-			 (unsigned long long)(s % 60));
-	else
-		snprintf(buf, len, "%llus", (unsigned long long)s);
-	return buf;
-}
-
-static const char *human_latency(uint64_t us, char *buf, size_t len)
-{
-	if (us >= 1000000)
-		snprintf(buf, len, "%.2f s", (double)us / 1e6);
-	else if (us >= 1000)
-		snprintf(buf, len, "%.1f ms", (double)us / 1e3);
-	else
-		snprintf(buf, len, "%llu us", (unsigned long long)us);
-	return buf;
-}
-
-static uint64_t get_u64(json_t *obj, const char *key)
-{
-	json_t *v = json_object_get(obj, key);
-
-	if (json_is_integer(v) && json_integer_value(v) >= 0)
-		return (uint64_t)json_integer_value(v);
-	if (json_is_real(v) && json_real_value(v) >= 0)
-		return (uint64_t)json_real_value(v);
-	return 0;
-}
-
-static const char *get_str(json_t *obj, const char *key, const char *dflt)
-{
-	const char *s = json_string_value(json_object_get(obj, key));
-
-	return s ? s : dflt;
 }
 
 /* ---- talking to the daemon ---- */
@@ -284,8 +218,8 @@ static int call(struct cli *cli, json_t *request, int timeout_ms, json_t **reply
 	free(line);
 	if (!json_is_true(json_object_get(obj, "ok"))) {
 		fprintf(stderr, "vdiskctl: %s (%s)\n",
-			get_str(obj, "message", "the daemon refused"),
-			get_str(obj, "error", "?"));
+			ctl_get_str(obj, "message", "the daemon refused"),
+			ctl_get_str(obj, "error", "?"));
 		json_decref(obj);
 		return EXIT_DAEMON;
 	}
@@ -376,37 +310,6 @@ static json_t *request(const char *cmd)
 
 /* ---- info ---- */
 
-static void print_info(json_t *o)
-{
-	char b1[32];
-	json_t *listen = json_object_get(o, "listen");
-	size_t i;
-	json_t *v;
-
-	printf("%-16s%s\n", "name", get_str(o, "name", "?"));
-	printf("%-16s%s\n", "image", get_str(o, "image", "?"));
-	printf("%-16s%s\n", "driver", get_str(o, "driver", "?"));
-	printf("%-16s%s (%llu bytes)\n", "size", human_size(get_u64(o, "size"), b1, sizeof(b1)),
-	       (unsigned long long)get_u64(o, "size"));
-	printf("%-16s%llu logical, %llu physical\n", "block size",
-	       (unsigned long long)get_u64(o, "logical_block"),
-	       (unsigned long long)get_u64(o, "physical_block"));
-	printf("%-16s%s\n", "read-only",
-	       json_is_true(json_object_get(o, "read_only")) ? "yes" : "no");
-	printf("%-16s%s\n", "cache", get_str(o, "cache", "?"));
-	printf("%-16s%s\n", "state", get_str(o, "state", "?"));
-	if (json_array_size(listen) == 0)
-		printf("%-16s%s\n", "listen", "-");
-	json_array_foreach(listen, i, v)
-		printf("%-16s%s\n", i == 0 ? "listen" : "", json_string_value(v) ?
-		       json_string_value(v) : "?");
-	if (json_object_get(o, "connections"))
-		printf("%-16s%llu\n", "connections",
-		       (unsigned long long)get_u64(o, "connections"));
-	printf("%-16s%llu\n", "pid", (unsigned long long)get_u64(o, "pid"));
-	printf("%-16s%s\n", "version", get_str(o, "version", "?"));
-}
-
 static int run_info(struct cli *cli, int argc, char **argv)
 {
 	json_t *reply;
@@ -414,89 +317,12 @@ static int run_info(struct cli *cli, int argc, char **argv)
 	RUN_ARGS("info");
 	r = call(cli, request("info"), REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
-		print_info(reply);
+		ctl_print_info(stdout, reply);
 	json_decref(reply);
 	return r;
 }
 
 /* ---- stats ---- */
-
-/* Keys the tables below show; anything else is printed at the end, so a
- * newer daemon's counters are not hidden. */
-static const char *const shown_keys[] = {
-	"ok", "state", "uptime_s", "connections", "reads", "writes", "flushes",
-	"trims", "zeroes", "caches", "block_status", "bytes_read", "bytes_written",
-	"errors", "inflight", "held", "waiting", "pending", "iocbs_submitted",
-	"io_submit_calls", "merged", "read_lat_p50_us", "read_lat_p99_us",
-	"write_lat_p50_us", "write_lat_p99_us", NULL,
-};
-
-static bool key_shown(const char *k)
-{
-	for (const char *const *p = shown_keys; *p; p++)
-		if (strcmp(*p, k) == 0)
-			return true;
-	return false;
-}
-
-static void print_stats(json_t *o)
-{
-	char b1[32], b2[32];
-	const char *key;
-	json_t *v;
-	bool other = false;
-
-	printf("%-18s%s\n", "state", get_str(o, "state", "?"));
-	printf("%-18s%s\n", "uptime", human_duration(get_u64(o, "uptime_s"), b1, sizeof(b1)));
-	printf("%-18s%llu\n", "connections", (unsigned long long)get_u64(o, "connections"));
-
-	printf("\n%-12s%12s%14s\n", "", "requests", "bytes");
-	printf("%-12s%12llu%14s\n", "reads", (unsigned long long)get_u64(o, "reads"),
-	       human_size(get_u64(o, "bytes_read"), b1, sizeof(b1)));
-	printf("%-12s%12llu%14s\n", "writes", (unsigned long long)get_u64(o, "writes"),
-	       human_size(get_u64(o, "bytes_written"), b2, sizeof(b2)));
-	printf("%-12s%12llu\n", "flushes", (unsigned long long)get_u64(o, "flushes"));
-	printf("%-12s%12llu\n", "trims", (unsigned long long)get_u64(o, "trims"));
-	printf("%-12s%12llu\n", "zeroes", (unsigned long long)get_u64(o, "zeroes"));
-	if (json_object_get(o, "caches"))
-		printf("%-12s%12llu\n", "caches", (unsigned long long)get_u64(o, "caches"));
-	if (json_object_get(o, "block_status"))
-		printf("%-12s%12llu\n", "block status",
-		       (unsigned long long)get_u64(o, "block_status"));
-	printf("%-12s%12llu\n", "errors", (unsigned long long)get_u64(o, "errors"));
-
-	printf("\n%-12s%12s%12s\n", "latency", "p50", "p99");
-	printf("%-12s%12s%12s\n", "read",
-	       human_latency(get_u64(o, "read_lat_p50_us"), b1, sizeof(b1)),
-	       human_latency(get_u64(o, "read_lat_p99_us"), b2, sizeof(b2)));
-	printf("%-12s%12s%12s\n", "write",
-	       human_latency(get_u64(o, "write_lat_p50_us"), b1, sizeof(b1)),
-	       human_latency(get_u64(o, "write_lat_p99_us"), b2, sizeof(b2)));
-
-	printf("\n%-18s%llu\n", "inflight", (unsigned long long)get_u64(o, "inflight"));
-	if (json_object_get(o, "held"))
-		printf("%-18s%llu\n", "held", (unsigned long long)get_u64(o, "held"));
-	printf("%-18s%llu\n", "waiting", (unsigned long long)get_u64(o, "waiting"));
-	printf("%-18s%llu\n", "pending", (unsigned long long)get_u64(o, "pending"));
-	printf("%-18s%llu\n", "iocbs submitted",
-	       (unsigned long long)get_u64(o, "iocbs_submitted"));
-	printf("%-18s%llu\n", "io_submit calls",
-	       (unsigned long long)get_u64(o, "io_submit_calls"));
-	printf("%-18s%llu\n", "merged", (unsigned long long)get_u64(o, "merged"));
-
-	json_object_foreach(o, key, v) {
-		char *s;
-
-		if (key_shown(key))
-			continue;
-		if (!other)
-			putchar('\n');
-		other = true;
-		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		printf("%-18s%s\n", key, s ? s : "?");
-		free(s);
-	}
-}
 
 struct watch_opts {
 	bool watch;
@@ -544,11 +370,6 @@ static int stats_opt(int o, const char *arg, void *ctx)
 	return EXIT_USAGE;
 }
 
-struct snap {
-	json_t *o;
-	double t;		/* seconds, monotonic */
-};
-
 static double mono_s(void)
 {
 	struct timespec ts;
@@ -557,76 +378,9 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double rate(const struct snap *cur, const struct snap *prev, const char *key)
-{
-	double dt;
-	uint64_t a = get_u64(cur->o, key), b = 0;
-
-	if (prev->o) {
-		b = get_u64(prev->o, key);
-		dt = cur->t - prev->t;
-	} else {
-		dt = (double)get_u64(cur->o, "uptime_s");	/* since start */
-	}
-	if (dt <= 0 || a < b)
-		return 0;
-	return (double)(a - b) / dt;
-}
-
-/* One screen, iostat-like: rates over the last interval (the first one
- * over the daemon's uptime), then the queue and latency as they are. */
-static void print_watch(const struct cli *cli, const struct snap *cur,
-			const struct snap *prev, double interval, bool tty)
-{
-	json_t *o = cur->o;
-	char b1[32], b2[32], ts[32];
-	time_t now = time(NULL);
-	struct tm tm;
-	double r_iops = rate(cur, prev, "reads"), w_iops = rate(cur, prev, "writes");
-	double r_bps = rate(cur, prev, "bytes_read"), w_bps = rate(cur, prev, "bytes_written");
-	double calls = rate(cur, prev, "io_submit_calls");
-
-	localtime_r(&now, &tm);
-	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
-	if (tty)
-		fputs("\033[H\033[2J", stdout);
-	printf("%s  %s, up %s, %llu connection%s    %s  every %gs%s\n\n",
-	       cli->path, get_str(o, "state", "?"),
-	       human_duration(get_u64(o, "uptime_s"), b1, sizeof(b1)),
-	       (unsigned long long)get_u64(o, "connections"),
-	       get_u64(o, "connections") == 1 ? "" : "s", ts, interval,
-	       prev->o ? "" : "  (first line: since start)");
-	printf("%-8s%10s%10s%10s%11s%11s\n", "", "IOPS", "MiB/s", "avg KiB", "lat p50",
-	       "lat p99");
-	printf("%-8s%10.0f%10.2f%10.1f%11s%11s\n", "read", r_iops, r_bps / 1048576,
-	       r_iops > 0 ? r_bps / r_iops / 1024 : 0.0,
-	       human_latency(get_u64(o, "read_lat_p50_us"), b1, sizeof(b1)),
-	       human_latency(get_u64(o, "read_lat_p99_us"), b2, sizeof(b2)));
-	printf("%-8s%10.0f%10.2f%10.1f%11s%11s\n", "write", w_iops, w_bps / 1048576,
-	       w_iops > 0 ? w_bps / w_iops / 1024 : 0.0,
-	       human_latency(get_u64(o, "write_lat_p50_us"), b1, sizeof(b1)),
-	       human_latency(get_u64(o, "write_lat_p99_us"), b2, sizeof(b2)));
-	printf("%-8s%10.0f\n", "flush", rate(cur, prev, "flushes"));
-	printf("%-8s%10.0f\n", "trim", rate(cur, prev, "trims"));
-	printf("%-8s%10.0f\n", "zero", rate(cur, prev, "zeroes"));
-	printf("\nqueue    inflight %llu  held %llu  waiting %llu  pending %llu\n",
-	       (unsigned long long)get_u64(o, "inflight"),
-	       (unsigned long long)get_u64(o, "held"),
-	       (unsigned long long)get_u64(o, "waiting"),
-	       (unsigned long long)get_u64(o, "pending"));
-	printf("submit   %.0f io_submit/s, %.1f iocbs per call, %.0f merged/s\n", calls,
-	       calls > 0 ? rate(cur, prev, "iocbs_submitted") / calls : 0.0,
-	       rate(cur, prev, "merged"));
-	printf("errors   %llu (%.0f/s)\n", (unsigned long long)get_u64(o, "errors"),
-	       rate(cur, prev, "errors"));
-	if (!tty)
-		putchar('\n');
-	fflush(stdout);
-}
-
 static int stats_watch(struct cli *cli, const struct watch_opts *w)
 {
-	struct snap prev = { 0 }, cur;
+	struct ctl_sample prev = { 0 }, cur;
 	bool tty = isatty(STDOUT_FILENO);
 	int r = EXIT_OK;
 
@@ -650,7 +404,7 @@ static int stats_watch(struct cli *cli, const struct watch_opts *w)
 			break;
 		cur.t = mono_s();
 		if (!cli->json)
-			print_watch(cli, &cur, &prev, w->interval, tty);
+			ctl_print_watch(stdout, cli->path, &cur, &prev, w->interval, tty);
 		json_decref(prev.o);
 		prev = cur;
 	}
@@ -686,7 +440,7 @@ static int run_stats(struct cli *cli, int argc, char **argv)
 		return stats_watch(cli, &w);
 	r = call(cli, request("stats"), REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
-		print_stats(reply);
+		ctl_print_stats(stdout, reply);
 	json_decref(reply);
 	return r;
 }
@@ -724,7 +478,7 @@ static int run_pause(struct cli *cli, int argc, char **argv)
 		json_object_set_new(req, "timeout", json_real(t));
 	r = call(cli, req, (int)((t > 0 ? t : 30) * 1000) + 30 * 1000, &reply);
 	if (r == EXIT_OK && !cli->json)
-		printf("%s\n", get_str(reply, "state", "paused"));
+		printf("%s\n", ctl_get_str(reply, "state", "paused"));
 	json_decref(reply);
 	return r;
 }
@@ -736,7 +490,7 @@ static int run_resume(struct cli *cli, int argc, char **argv)
 	RUN_ARGS("resume");
 	r = call(cli, request("resume"), REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
-		printf("%s\n", get_str(reply, "state", "running"));
+		printf("%s\n", ctl_get_str(reply, "state", "running"));
 	json_decref(reply);
 	return r;
 }
@@ -798,9 +552,9 @@ static int run_reopen(struct cli *cli, int argc, char **argv)
 		json_object_set_new(req, "image", json_string(image));
 	r = call(cli, req, REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
-		printf("reopened %s (%s, %s)%s\n", get_str(reply, "image", "?"),
-		       get_str(reply, "driver", "?"),
-		       human_size(get_u64(reply, "size"), b1, sizeof(b1)),
+		printf("reopened %s (%s, %s)%s\n", ctl_get_str(reply, "image", "?"),
+		       ctl_get_str(reply, "driver", "?"),
+		       ctl_fmt_size(ctl_get_u64(reply, "size"), b1, sizeof(b1)),
 		       json_is_true(json_object_get(reply, "resized")) ? ", size changed" : "");
 	json_decref(reply);
 	return r;
@@ -838,10 +592,10 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 	r = call(cli, req, REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json) {
 		if (level)
-			printf("log level %s (was %s)\n", get_str(reply, "level", "?"),
-			       get_str(reply, "previous", "?"));
+			printf("log level %s (was %s)\n", ctl_get_str(reply, "level", "?"),
+			       ctl_get_str(reply, "previous", "?"));
 		else
-			printf("%s\n", get_str(reply, "level", "?"));
+			printf("%s\n", ctl_get_str(reply, "level", "?"));
 	}
 	json_decref(reply);
 	return r;
@@ -851,7 +605,7 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 
 static void list_row(const char *file, const char *path, bool json, json_t *disks)
 {
-	char msg[512], b1[32], *line = NULL;
+	char msg[512], *line = NULL;
 	struct ctl_conn *c = NULL;
 	json_t *info = NULL, *stats = NULL;
 	int r;
@@ -863,7 +617,7 @@ static void list_row(const char *file, const char *path, bool json, json_t *disk
 	free(line);
 	line = NULL;
 	if (r == 0 && !json_is_true(json_object_get(info, "ok"))) {
-		snprintf(msg, sizeof(msg), "%s", get_str(info, "message", "error"));
+		snprintf(msg, sizeof(msg), "%s", ctl_get_str(info, "message", "error"));
 		r = -EIO;
 	}
 	if (r == 0 && !json_object_get(info, "connections") &&
@@ -883,17 +637,14 @@ static void list_row(const char *file, const char *path, bool json, json_t *disk
 		json_object_set_new(row, "socket", json_string(path));
 		json_array_append_new(disks, row);
 	} else if (r < 0) {
-		const char *why = r == -ECONNREFUSED ? "not running (stale socket)" :
-				  r == -EACCES || r == -EPERM ? "permission denied" : msg;
-		printf("%-16.*s %-12s %s\n", (int)strlen(file) - 4, file, "unreachable", why);
+		char name[256];
+
+		snprintf(name, sizeof(name), "%.*s", (int)strlen(file) - 4, file);
+		ctl_print_list_unreachable(stdout, name, r == -ECONNREFUSED ?
+					   "not running (stale socket)" :
+					   r == -EACCES || r == -EPERM ? "permission denied" : msg);
 	} else {
-		printf("%-16s %-12s %10s  %-6s %-3s %5llu  %s\n", get_str(info, "name", "?"),
-		       get_str(info, "state", "?"),
-		       human_size(get_u64(info, "size"), b1, sizeof(b1)),
-		       get_str(info, "driver", "?"),
-		       json_is_true(json_object_get(info, "read_only")) ? "ro" : "rw",
-		       (unsigned long long)get_u64(info, "connections"),
-		       get_str(info, "image", "?"));
+		ctl_print_list_row(stdout, info);
 	}
 	json_decref(info);
 	json_decref(stats);
@@ -924,8 +675,7 @@ static int run_list(struct cli *cli, int argc, char **argv)
 	if (cli->json)
 		disks = json_array();
 	else
-		printf("%-16s %-12s %10s  %-6s %-3s %5s  %s\n", "NAME", "STATE", "SIZE",
-		       "DRIVER", "RW", "CONNS", "IMAGE");
+		ctl_print_list_header(stdout);
 	for (int i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		list_row(names[i], path, cli->json, disks);

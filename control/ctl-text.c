@@ -1,0 +1,307 @@
+/* vdiskctl's text output (see ctl-text.h): aligned tables a person reads
+ * at a glance, sizes and times in human units.  Client side only. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "control/ctl-text.h"
+
+const char *ctl_fmt_size(uint64_t v, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+	double d = (double)v;
+	unsigned u = 0;
+
+	while (d >= 1024 && u < 6) {
+		d /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)v);
+	else if (d == floor(d))
+		snprintf(buf, len, "%.0f %s", d, units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", d, units[u]);
+	return buf;
+}
+
+const char *ctl_fmt_duration(uint64_t s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%llud %lluh %02llum", (unsigned long long)(s / 86400),
+			 (unsigned long long)(s % 86400 / 3600),
+			 (unsigned long long)(s % 3600 / 60));
+	else if (s >= 3600)
+		snprintf(buf, len, "%lluh %02llum %02llus", (unsigned long long)(s / 3600),
+			 (unsigned long long)(s % 3600 / 60), (unsigned long long)(s % 60));
+	else if (s >= 60)
+		snprintf(buf, len, "%llum %02llus", (unsigned long long)(s / 60),
+			 (unsigned long long)(s % 60));
+	else
+		snprintf(buf, len, "%llus", (unsigned long long)s);
+	return buf;
+}
+
+const char *ctl_fmt_latency(uint64_t us, char *buf, size_t len)
+{
+	if (us >= 1000000)
+		snprintf(buf, len, "%.2f s", (double)us / 1e6);
+	else if (us >= 1000)
+		snprintf(buf, len, "%.1f ms", (double)us / 1e3);
+	else
+		snprintf(buf, len, "%llu us", (unsigned long long)us);
+	return buf;
+}
+
+uint64_t ctl_get_u64(json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		return (uint64_t)json_integer_value(v);
+	if (json_is_real(v) && json_real_value(v) >= 0)
+		return (uint64_t)json_real_value(v);
+	return 0;
+}
+
+const char *ctl_get_str(json_t *obj, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s ? s : dflt;
+}
+
+/* "label      value" lines: the labels of one table share a width. */
+static void kv(FILE *f, int w, const char *label, const char *value)
+{
+	fprintf(f, "%-*s%s\n", w, label, value);
+}
+
+static void kv_u64(FILE *f, int w, const char *label, json_t *o, const char *key)
+{
+	fprintf(f, "%-*s%llu\n", w, label, (unsigned long long)ctl_get_u64(o, key));
+}
+
+void ctl_print_info(FILE *f, json_t *o)
+{
+	char b[32], line[96];
+	json_t *listen = json_object_get(o, "listen");
+	size_t i;
+	json_t *v;
+
+	kv(f, 16, "name", ctl_get_str(o, "name", "?"));
+	kv(f, 16, "image", ctl_get_str(o, "image", "?"));
+	kv(f, 16, "driver", ctl_get_str(o, "driver", "?"));
+	snprintf(line, sizeof(line), "%s (%llu bytes)",
+		 ctl_fmt_size(ctl_get_u64(o, "size"), b, sizeof(b)),
+		 (unsigned long long)ctl_get_u64(o, "size"));
+	kv(f, 16, "size", line);
+	snprintf(line, sizeof(line), "%llu logical, %llu physical",
+		 (unsigned long long)ctl_get_u64(o, "logical_block"),
+		 (unsigned long long)ctl_get_u64(o, "physical_block"));
+	kv(f, 16, "block size", line);
+	kv(f, 16, "read-only", json_is_true(json_object_get(o, "read_only")) ? "yes" : "no");
+	kv(f, 16, "cache", ctl_get_str(o, "cache", "?"));
+	kv(f, 16, "state", ctl_get_str(o, "state", "?"));
+	if (json_array_size(listen) == 0)
+		kv(f, 16, "listen", "-");
+	json_array_foreach(listen, i, v)
+		kv(f, 16, i == 0 ? "listen" : "", json_string_value(v) ? json_string_value(v) : "?");
+	if (json_object_get(o, "connections"))
+		kv_u64(f, 16, "connections", o, "connections");
+	kv_u64(f, 16, "pid", o, "pid");
+	kv(f, 16, "version", ctl_get_str(o, "version", "?"));
+}
+
+/* Keys the tables below show; anything else is printed at the end, so a
+ * newer daemon's counters are not hidden. */
+static const char *const shown_keys[] = {
+	"ok", "state", "uptime_s", "connections", "reads", "writes", "flushes",
+	"trims", "zeroes", "caches", "block_status", "bytes_read", "bytes_written",
+	"errors", "inflight", "held", "waiting", "pending", "iocbs_submitted",
+	"io_submit_calls", "merged", "read_lat_p50_us", "read_lat_p99_us",
+	"write_lat_p50_us", "write_lat_p99_us", NULL,
+};
+
+static bool key_shown(const char *k)
+{
+	for (const char *const *p = shown_keys; *p; p++)
+		if (strcmp(*p, k) == 0)
+			return true;
+	return false;
+}
+
+/* "reads   1234   4.8 MiB": a count, and bytes when bytes_key is set. */
+static void count_row(FILE *f, const char *label, json_t *o, const char *key,
+		      const char *bytes_key)
+{
+	char b[32];
+
+	fprintf(f, "%-12s%12llu", label, (unsigned long long)ctl_get_u64(o, key));
+	if (bytes_key)
+		fprintf(f, "%14s", ctl_fmt_size(ctl_get_u64(o, bytes_key), b, sizeof(b)));
+	fputc('\n', f);
+}
+
+static void latency_row(FILE *f, const char *label, json_t *o, const char *p50,
+			const char *p99)
+{
+	char b1[32], b2[32];
+
+	fprintf(f, "%-12s%12s%14s\n", label,
+		ctl_fmt_latency(ctl_get_u64(o, p50), b1, sizeof(b1)),
+		ctl_fmt_latency(ctl_get_u64(o, p99), b2, sizeof(b2)));
+}
+
+void ctl_print_stats(FILE *f, json_t *o)
+{
+	char b[32];
+	const char *key;
+	json_t *v;
+	bool other = false;
+
+	kv(f, 18, "state", ctl_get_str(o, "state", "?"));
+	kv(f, 18, "uptime", ctl_fmt_duration(ctl_get_u64(o, "uptime_s"), b, sizeof(b)));
+	kv_u64(f, 18, "connections", o, "connections");
+
+	fprintf(f, "\n%-12s%12s%14s\n", "", "requests", "bytes");
+	count_row(f, "reads", o, "reads", "bytes_read");
+	count_row(f, "writes", o, "writes", "bytes_written");
+	count_row(f, "flushes", o, "flushes", NULL);
+	count_row(f, "trims", o, "trims", NULL);
+	count_row(f, "zeroes", o, "zeroes", NULL);
+	if (json_object_get(o, "caches"))
+		count_row(f, "caches", o, "caches", NULL);
+	if (json_object_get(o, "block_status"))
+		count_row(f, "block status", o, "block_status", NULL);
+	count_row(f, "errors", o, "errors", NULL);
+
+	fprintf(f, "\n%-12s%12s%14s\n", "latency", "p50", "p99");
+	latency_row(f, "read", o, "read_lat_p50_us", "read_lat_p99_us");
+	latency_row(f, "write", o, "write_lat_p50_us", "write_lat_p99_us");
+
+	fputc('\n', f);
+	kv_u64(f, 18, "inflight", o, "inflight");
+	if (json_object_get(o, "held"))
+		kv_u64(f, 18, "held", o, "held");
+	kv_u64(f, 18, "waiting", o, "waiting");
+	kv_u64(f, 18, "pending", o, "pending");
+	kv_u64(f, 18, "iocbs submitted", o, "iocbs_submitted");
+	kv_u64(f, 18, "io_submit calls", o, "io_submit_calls");
+	kv_u64(f, 18, "merged", o, "merged");
+
+	json_object_foreach(o, key, v) {
+		char *s;
+
+		if (key_shown(key))
+			continue;
+		if (!other)
+			fputc('\n', f);
+		other = true;
+		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		kv(f, 18, key, s ? s : "?");
+		free(s);
+	}
+}
+
+/* Per second between two samples. */
+static double rate(const struct ctl_sample *cur, const struct ctl_sample *prev,
+		   const char *key)
+{
+	double dt;
+	uint64_t a = ctl_get_u64(cur->o, key), b = 0;
+
+	if (prev->o) {
+		b = ctl_get_u64(prev->o, key);
+		dt = cur->t - prev->t;
+	} else {
+		dt = (double)ctl_get_u64(cur->o, "uptime_s");	/* since start */
+	}
+	if (dt <= 0 || a < b)
+		return 0;
+	return (double)(a - b) / dt;
+}
+
+/* "read   1234   4.82   4.0   120 us   900 us" */
+static void watch_io_row(FILE *f, const char *label, const struct ctl_sample *cur,
+			 const struct ctl_sample *prev, const char *ops, const char *bytes,
+			 const char *p50, const char *p99)
+{
+	double iops = rate(cur, prev, ops), bps = rate(cur, prev, bytes);
+	char b1[32], b2[32];
+
+	fprintf(f, "%-8s%10.0f%10.2f%10.1f%11s%11s\n", label, iops, bps / 1048576,
+		iops > 0 ? bps / iops / 1024 : 0.0,
+		ctl_fmt_latency(ctl_get_u64(cur->o, p50), b1, sizeof(b1)),
+		ctl_fmt_latency(ctl_get_u64(cur->o, p99), b2, sizeof(b2)));
+}
+
+/* One screen, iostat-like: rates over the last interval (the first one
+ * over the daemon's uptime), then the queue and latency as they are. */
+void ctl_print_watch(FILE *f, const char *title, const struct ctl_sample *cur,
+		     const struct ctl_sample *prev, double interval, bool tty)
+{
+	json_t *o = cur->o;
+	uint64_t conns = ctl_get_u64(o, "connections");
+	double calls = rate(cur, prev, "io_submit_calls");
+	char b[32], ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
+	if (tty)
+		fputs("\033[H\033[2J", f);	/* home, clear: one screen */
+	fprintf(f, "%s  %s, up %s, %llu connection%s    %s  every %gs%s\n\n", title,
+		ctl_get_str(o, "state", "?"),
+		ctl_fmt_duration(ctl_get_u64(o, "uptime_s"), b, sizeof(b)),
+		(unsigned long long)conns, conns == 1 ? "" : "s", ts, interval,
+		prev->o ? "" : "  (rates since start)");
+	fprintf(f, "%-8s%10s%10s%10s%11s%11s\n", "", "IOPS", "MiB/s", "avg KiB",
+		"lat p50", "lat p99");
+	watch_io_row(f, "read", cur, prev, "reads", "bytes_read",
+		     "read_lat_p50_us", "read_lat_p99_us");
+	watch_io_row(f, "write", cur, prev, "writes", "bytes_written",
+		     "write_lat_p50_us", "write_lat_p99_us");
+	fprintf(f, "%-8s%10.0f\n", "flush", rate(cur, prev, "flushes"));
+	fprintf(f, "%-8s%10.0f\n", "trim", rate(cur, prev, "trims"));
+	fprintf(f, "%-8s%10.0f\n", "zero", rate(cur, prev, "zeroes"));
+	fprintf(f, "\nqueue    inflight %llu  held %llu  waiting %llu  pending %llu\n",
+		(unsigned long long)ctl_get_u64(o, "inflight"),
+		(unsigned long long)ctl_get_u64(o, "held"),
+		(unsigned long long)ctl_get_u64(o, "waiting"),
+		(unsigned long long)ctl_get_u64(o, "pending"));
+	fprintf(f, "submit   %.0f io_submit/s, %.1f iocbs per call, %.0f merged/s\n", calls,
+		calls > 0 ? rate(cur, prev, "iocbs_submitted") / calls : 0.0,
+		rate(cur, prev, "merged"));
+	fprintf(f, "errors   %llu (%.0f/s)\n", (unsigned long long)ctl_get_u64(o, "errors"),
+		rate(cur, prev, "errors"));
+	if (!tty)
+		fputc('\n', f);
+	fflush(f);
+}
+
+void ctl_print_list_header(FILE *f)
+{
+	fprintf(f, "%-16s %-12s %10s  %-6s %-3s %5s  %s\n", "NAME", "STATE", "SIZE",
+		"DRIVER", "RW", "CONNS", "IMAGE");
+}
+
+void ctl_print_list_row(FILE *f, json_t *info)
+{
+	char b[32];
+
+	fprintf(f, "%-16s %-12s %10s  %-6s %-3s %5llu  %s\n",
+		ctl_get_str(info, "name", "?"), ctl_get_str(info, "state", "?"),
+		ctl_fmt_size(ctl_get_u64(info, "size"), b, sizeof(b)),
+		ctl_get_str(info, "driver", "?"),
+		json_is_true(json_object_get(info, "read_only")) ? "ro" : "rw",
+		(unsigned long long)ctl_get_u64(info, "connections"),
+		ctl_get_str(info, "image", "?"));
+}
+
+void ctl_print_list_unreachable(FILE *f, const char *name, const char *why)
+{
+	fprintf(f, "%-16s %-12s %s\n", name, "unreachable", why);
+}
