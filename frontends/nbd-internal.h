@@ -39,6 +39,7 @@ enum {
 	/* BLOCK_STATUS: extents asked of the driver per request. */
 	NBD_MAX_EXTENTS = 512,
 	NBD_LISTENER_MAX_FDS = 8,
+	NBD_SOCKET_BUFFER = 4 * 1024 * 1024,
 };
 
 /* One request from parsing to the end of its reply.  owner of the vbd

@@ -165,7 +165,7 @@ void nbd_server_accept(struct nbd_server *srv, int lfd)
 		socklen_t len = sizeof(ss);
 		struct nbd_conn *c;
 		char peer[80];
-		int fd, one = 1;
+		int fd, one = 1, sockbuf = NBD_SOCKET_BUFFER;
 
 		fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -200,6 +200,11 @@ void nbd_server_accept(struct nbd_server *srv, int lfd)
 		}
 		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* Room for several 32 MiB-class replies and payloads in the
+		 * kernel: fewer partial sends and wake-ups for large I/O.
+		 * Best effort; the kernel caps it at [wr]mem_max. */
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof(sockbuf));
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof(sockbuf));
 		peer_name(&ss, len, peer, sizeof(peer));
 		if (nbd_conn_new(srv, fd, peer, &c) < 0) {
 			log_msg(LOG_LVL_WARN, "nbd: out of memory for a connection");
