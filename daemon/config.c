@@ -236,11 +236,12 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 /* Rejects what no text editor writes, so a binary file gets one clear
  * message instead of "unknown key" with garbage in it.  A tab is text; a
- * carriage return is accepted at the end of a line (DOS line ends). */
-static int cfg_check_text(const unsigned char *p, size_t n, char *msg,
-			  size_t msglen)
+ * carriage return is accepted at the end of a line (DOS line ends).
+ * Looks at the first limit bytes of the n in the line. */
+static int cfg_check_text(const unsigned char *p, size_t n, size_t limit,
+			  char *msg, size_t msglen)
 {
-	for (size_t i = 0; i < n;) {
+	for (size_t i = 0; i < n && i < limit;) {
 		unsigned char c = p[i];
 		size_t len;
 
@@ -338,13 +339,16 @@ int cfg_parse_buf(struct vd_config *cfg, const char *file, const char *buf,
 
 		lineno++;
 		msg[0] = 0;
-		if (n > CFG_MAX_LINE) {
+		/* Binary first: a binary file's "line" is often too long as
+		 * well, and "binary file?" is the more useful answer. */
+		r = cfg_check_text((const unsigned char *)p, n, CFG_MAX_LINE, msg,
+				   sizeof(msg));
+		if (r == 0 && n > CFG_MAX_LINE) {
 			snprintf(err, errlen, "%s:%u: line longer than %d bytes", file,
 				 lineno, CFG_MAX_LINE);
 			r = -EINVAL;
 			goto err;
 		}
-		r = cfg_check_text((const unsigned char *)p, n, msg, sizeof(msg));
 		if (r == 0) {
 			memcpy(line, p, n);
 			line[n] = 0;

@@ -41,7 +41,7 @@ static void daemon_stop_flushed(void *arg, int err)
 	struct daemon *d = arg;
 
 	if (err) {
-		log_errno(LOG_LVL_ERR, err, "%s: final flush failed", d->opt.name);
+		log_errno(LOG_LVL_ERR, err, "final flush failed");
 		d->exit_code = 1;
 	}
 	event_base_loopbreak(d->base);
@@ -65,8 +65,7 @@ static void daemon_stop_timeout(int fd, short what, void *arg)
 {
 	struct daemon *d = arg;
 
-	log_msg(LOG_LVL_ERR, "%s: shutdown did not finish in %d s; exiting",
-		d->opt.name, SHUTDOWN_TIMEOUT_S);
+	log_msg(LOG_LVL_ERR, "shutdown did not finish in %d s; exiting", SHUTDOWN_TIMEOUT_S);
 	d->exit_code = 1;
 	event_base_loopbreak(d->base);
 }
@@ -80,7 +79,7 @@ static void daemon_shutdown(void *arg)
 	if (d->stopping)
 		return;
 	d->stopping = true;
-	log_msg(LOG_LVL_INFO, "%s: shutting down", d->opt.name);
+	log_msg(LOG_LVL_INFO, "shutting down");
 	sd_notify_send("STOPPING=1");
 	vd_status_set_stopping(d->vbd);
 	/* Held requests must run, or their connections never finish. */
@@ -96,15 +95,14 @@ static void daemon_signal(int sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	if (sig == SIGHUP) {
-		log_msg(LOG_LVL_INFO, "%s: SIGHUP ignored (use vdiskctl reopen)",
-			d->opt.name);
+		log_msg(LOG_LVL_INFO, "SIGHUP ignored (use vdiskctl reopen)");
 		return;
 	}
 	if (d->stopping) {
-		log_msg(LOG_LVL_NOTICE, "%s: already shutting down", d->opt.name);
+		log_msg(LOG_LVL_NOTICE, "already shutting down");
 		return;
 	}
-	log_msg(LOG_LVL_INFO, "%s: %s received", d->opt.name, strsignal(sig));
+	log_msg(LOG_LVL_INFO, "%s received", strsignal(sig));
 	daemon_shutdown(d);
 }
 
@@ -148,7 +146,7 @@ static int daemon_background(struct daemon *d)
 static void daemon_ready(struct daemon *d)
 {
 	sd_notify_send("READY=1");
-	log_msg(LOG_LVL_NOTICE, "%s: ready (%s)", d->opt.name, d->nr_activated ?
+	log_msg(LOG_LVL_NOTICE, "ready (%s)", d->nr_activated ?
 		d->activated[0].label : d->opt.listen[0]);
 	if (d->ready_fd >= 0) {
 		int fd = open("/dev/null", O_RDWR);
@@ -191,29 +189,28 @@ static int daemon_start(struct daemon *d)
 		return r;
 	r = vbd_open(d->base, &vc, &d->vbd);
 	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "%s: cannot open %s", d->opt.name, d->opt.image);
+		log_errno(LOG_LVL_ERR, r, "cannot open %s", d->opt.image);
 		return r;
 	}
 	r = nbd_server_create(d->base, d->vbd, &no, &d->nbd);
 	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "%s: NBD server", d->opt.name);
+		log_errno(LOG_LVL_ERR, r, "NBD server");
 		return r;
 	}
 	for (unsigned i = 0; i < d->nr_activated; i++) {
 		const struct sa_listener *l = &d->activated[i];
 		r = nbd_server_listen_fd(d->nbd, l->fd, l->label);
 		if (r < 0) {
-			log_errno(LOG_LVL_ERR, r, "%s: cannot serve socket %s from systemd",
-				  d->opt.name, l->label);
+			log_errno(LOG_LVL_ERR, r, "cannot serve socket %s from systemd", l->label);
 			return r;
 		}
-		log_msg(LOG_LVL_INFO, "%s: serving %s from systemd%s%s", d->opt.name,
+		log_msg(LOG_LVL_INFO, "serving %s from systemd%s%s",
 			l->label, l->name[0] ? " as " : "", l->name);
 	}
 	for (unsigned i = 0; i < d->opt.nr_listen; i++) {
 		r = nbd_server_listen(d->nbd, d->opt.listen[i]);
 		if (r < 0) {
-			log_errno(LOG_LVL_ERR, r, "%s: cannot listen on %s", d->opt.name,
+			log_errno(LOG_LVL_ERR, r, "cannot listen on %s",
 				  d->opt.listen[i]);
 			return r;
 		}
@@ -223,10 +220,10 @@ static int daemon_start(struct daemon *d)
 	r = ctl_server_create(d->base, d->opt.control, &cd, &d->ctl);
 	if (r < 0) {
 		if (r == -EADDRINUSE)
-			log_msg(LOG_LVL_ERR, "%s: control socket %s is in use: is another "
-				"vdiskd serving this disk?", d->opt.name, d->opt.control);
+			log_msg(LOG_LVL_ERR, "control socket %s is in use: is another "
+				"vdiskd serving this disk?", d->opt.control);
 		else
-			log_errno(LOG_LVL_ERR, r, "%s: control socket %s", d->opt.name,
+			log_errno(LOG_LVL_ERR, r, "control socket %s",
 				  d->opt.control);
 		return r;
 	}
@@ -234,7 +231,7 @@ static int daemon_start(struct daemon *d)
 	if (r == 0)
 		r = vd_status_start(d->base, d->vbd);
 	if (r < 0)
-		log_errno(LOG_LVL_ERR, r, "%s: watchdog and status timers", d->opt.name);
+		log_errno(LOG_LVL_ERR, r, "watchdog and status timers");
 	return r;
 }
 
@@ -296,7 +293,7 @@ int main(int argc, char **argv)
 		goto out;
 	daemon_ready(&d);
 	event_base_dispatch(d.base);
-	log_msg(LOG_LVL_INFO, "%s: stopped", d.opt.name);
+	log_msg(LOG_LVL_INFO, "stopped");
 out:
 	daemon_free(&d);
 	return r < 0 ? 1 : d.exit_code;

@@ -25,7 +25,7 @@ void vbd_check_drained(struct vbd *vbd)
 		if (w->for_pause) {
 			if (vbd->state == VBD_PAUSING) {
 				vbd->state = VBD_PAUSED;
-				log_msg(LOG_LVL_INFO, "%s: paused", vbd->name);
+				log_msg(LOG_LVL_INFO, "paused");
 			} else if (vbd->state == VBD_RUNNING) {
 				err = -ECANCELED;
 			}
@@ -64,7 +64,7 @@ void vbd_pause(struct vbd *vbd, vbd_cb *cb, void *arg)
 {
 	if (vbd->state == VBD_RUNNING) {
 		vbd->state = VBD_PAUSING;
-		log_msg(LOG_LVL_INFO, "%s: pausing (%u in flight)", vbd->name,
+		log_msg(LOG_LVL_INFO, "pausing (%u in flight)",
 			vbd->inflight);
 	}
 	int r = vbd_add_waiter(vbd, cb, arg, true);
@@ -78,7 +78,7 @@ void vbd_resume(struct vbd *vbd)
 
 	if (vbd->state == VBD_RUNNING)
 		return;
-	log_msg(LOG_LVL_INFO, "%s: resuming (%u held)", vbd->name, vbd->held);
+	log_msg(LOG_LVL_INFO, "resuming (%u held)", vbd->held);
 	vbd->state = VBD_RUNNING;
 	req = vbd->held_head;
 	vbd->held_head = NULL;

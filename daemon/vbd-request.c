@@ -108,6 +108,17 @@ void vbd_defer(struct vbd *vbd, struct vbd_request *req, int err)
 	event_active(vbd->deferred_ev, 0, 0);
 }
 
+const char *vbd_op_name(enum vbd_op op)
+{
+	static const char *const names[] = {
+		[VBD_OP_READ] = "read", [VBD_OP_WRITE] = "write",
+		[VBD_OP_FLUSH] = "flush", [VBD_OP_TRIM] = "trim",
+		[VBD_OP_WRITE_ZEROES] = "write-zeroes", [VBD_OP_CACHE] = "cache",
+		[VBD_OP_BLOCK_STATUS] = "block-status",
+	};
+	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
 void vbd_account(struct vbd *vbd, struct vbd_request *req)
 {
 	struct vbd_counters *c = &vbd->c;
@@ -144,8 +155,8 @@ static void vbd_finish(struct vbd *vbd, struct vbd_request *req)
 	vbd->inflight--;
 	vbd_account(vbd, req);
 	if (req->err && !req->rejected && req->err != -ENOTSUP && log_ratelimit_ok(&rl))
-		log_errno(LOG_LVL_WARN, req->err, "%s: op %d at %llu+%llu failed",
-			  vbd->name, (int)req->op, (unsigned long long)req->io.offset,
+		log_errno(LOG_LVL_WARN, req->err, "%s at %llu+%llu failed",
+			  vbd_op_name(req->op), (unsigned long long)req->io.offset,
 			  (unsigned long long)req->io.len);
 	req->done(req);
 	if (vbd->inflight == 0 && vbd->waiters)

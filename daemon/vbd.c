@@ -58,7 +58,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 		qo.depth = cfg->queue_depth;
 	r = tq_create(base, &qo, &vbd->q);
 	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "%s: cannot create the I/O queue", cfg->name);
+		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");
 		goto err;
 	}
 	vbd->driver_forced = cfg->driver != NULL;
@@ -66,7 +66,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 			   &vbd->info);
 	if (r < 0)
 		goto err;
-	log_msg(LOG_LVL_INFO, "%s: %s image %s, %llu bytes%s%s", vbd->name,
+	log_msg(LOG_LVL_INFO, "%s image %s, %llu bytes%s%s",
 		vbd->drv->name, vbd->image, (unsigned long long)vbd->info.size,
 		vbd->info.read_only ? ", read-only" : "",
 		vbd->info.direct ? ", O_DIRECT" : "");
@@ -88,9 +88,11 @@ void vbd_close(struct vbd *vbd)
 	/* Requests the frontend never gave back are its leak, not ours to
 	 * free; deferred ones were delivered by tq_destroy's loop or never. */
 	vbd_pool_free_all(vbd);
+	/* Whoever still waits (a pause cut short by shutdown) is told. */
 	while (vbd->waiters) {
 		struct vbd_waiter *w = vbd->waiters;
 		vbd->waiters = w->next;
+		w->cb(w->arg, -ECANCELED);
 		free(w);
 	}
 	if (vbd->deferred_ev)
@@ -116,14 +118,13 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	r = vbd_open_image(vbd, path, vbd->driver_forced ? vbd->drv->name : NULL,
 			   &drv, &priv, &info);
 	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "%s: reopen %s failed, keeping %s",
-			  vbd->name, path, vbd->image);
+		log_errno(LOG_LVL_ERR, r, "reopen %s failed, keeping %s", path, vbd->image);
 		free(path);
 		return r;
 	}
 	if (info.size != vbd->info.size && !allow_resize) {
-		log_msg(LOG_LVL_ERR, "%s: reopen %s: size changes from %llu to %llu "
-			"with clients connected", vbd->name, path,
+		log_msg(LOG_LVL_ERR, "reopen %s: size changes from %llu to %llu "
+			"with clients connected", path,
 			(unsigned long long)vbd->info.size, (unsigned long long)info.size);
 		drv->close(priv);
 		free(path);
@@ -135,7 +136,7 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	vbd->info = info;
 	free(vbd->image);
 	vbd->image = path;
-	log_msg(LOG_LVL_NOTICE, "%s: reopened %s (%s, %llu bytes)", vbd->name,
+	log_msg(LOG_LVL_NOTICE, "reopened %s (%s, %llu bytes)",
 		path, drv->name, (unsigned long long)info.size);
 	return 0;
 }

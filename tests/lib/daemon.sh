@@ -59,7 +59,8 @@ vd_start() {
 	"$VDISKD" -f -l "unix:$VD_SOCK" -c "$VD_CTL" "$@" >"$T/vdiskd.out" 2>>"$T/vdiskd.log" &
 	VD_PID=$!
 	VD_PIDS+=("$VD_PID")
-	if ! wait_socket "$VD_SOCK"; then
+	# READY comes after both sockets; wait for both, not just NBD.
+	if ! wait_socket "$VD_SOCK" || ! wait_socket "$VD_CTL"; then
 		echo "vdiskd did not start:"; cat "$T/vdiskd.log"
 		return 1
 	fi
