@@ -28,7 +28,7 @@
 _Static_assert(NBD_RBUF_SIZE >= NBD_OPT_HDR_LEN + NBD_HS_MAX_OPTLEN,
 	       "a whole option must fit in the receive buffer");
 
-enum { NBD_SEND_IOV = 64 };
+enum { NBD_SEND_IOV = 128 };	/* replies gathered per sendmsg (<= IOV_MAX) */
 
 void nbd_conn_set_reading(struct nbd_conn *c, bool on)
 {
