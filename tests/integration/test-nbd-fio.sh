@@ -8,6 +8,7 @@ need fio
 fio --enghelp 2>/dev/null | grep -qw nbd || skip "fio has no nbd engine"
 
 vd_start -n disk -d ram 64M || exit 1
+cd "$T" || exit 1	# fio writes its verify state files into the cwd
 
 common=(--ioengine=nbd "--uri=$VD_URI" --numjobs=4 --size=16M --offset_increment=16M
 	--iodepth=16 --verify=crc32c --verify_fatal=1 --group_reporting --minimal)
