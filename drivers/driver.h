@@ -113,6 +113,12 @@ const struct vd_driver *vd_driver_detect(const char *image);
 /* "raw, ram, vhd" for messages. */
 const char *vd_driver_names(void);
 
+/* drivers/extent.c: appends n bytes of one kind to io's extent list,
+ * merging with the last entry of the same kind.  False when the list
+ * (max entries) is full or a length would overflow: a prefix is a valid
+ * answer, so the caller stops there. */
+bool vd_extent_add(struct vd_io *io, unsigned max, uint32_t flags, uint64_t n);
+
 /* Parses a size: digits with an optional K/M/G/T/P suffix (powers of 1024,
  * optional "iB"/"B").  Rejects 0, negatives, junk and overflow. */
 int vd_parse_size(const char *s, uint64_t *out);

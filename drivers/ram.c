@@ -242,27 +242,6 @@ static int ram_write_zeroes(void *priv, struct vd_io *io)
 	return 0;
 }
 
-/* Appends n bytes of one kind to the extent list, merging with the last
- * entry of the same kind; false when the list is full or the length field
- * would overflow. */
-static bool ram_extent_add(struct vd_io *io, unsigned max, uint32_t flags, uint64_t n)
-{
-	struct vd_extent *e = io->nr_extents ? &io->extents[io->nr_extents - 1] : NULL;
-
-	if (e && e->flags == flags) {
-		if (e->length + n > UINT32_MAX)
-			return false;	/* a prefix is a valid answer */
-		e->length += (uint32_t)n;
-		return true;
-	}
-	if (io->nr_extents >= max || n > UINT32_MAX)
-		return false;
-	io->extents[io->nr_extents++] = (struct vd_extent){
-		.length = (uint32_t)n, .flags = flags,
-	};
-	return true;
-}
-
 static int ram_block_status(void *priv, struct vd_io *io)
 {
 	const struct ram *r = priv;
@@ -285,7 +264,7 @@ static int ram_block_status(void *priv, struct vd_io *io)
 		} else {
 			mapped = ram_chunk(r, pos) != NULL;
 		}
-		if (!ram_extent_add(io, max, mapped ? 0 : hole, n))
+		if (!vd_extent_add(io, max, mapped ? 0 : hole, n))
 			break;
 		pos += n;
 		left -= n;

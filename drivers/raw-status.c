@@ -6,26 +6,6 @@
 #include "drivers/raw-int.h"
 #include "queue/queue.h"
 
-/* Appends n bytes of one kind, merging with the last extent; false when
- * the list is full or the length would overflow (a prefix is enough). */
-static bool raw_extent_add(struct vd_io *io, unsigned max, uint32_t flags, uint64_t n)
-{
-	struct vd_extent *e = io->nr_extents ? &io->extents[io->nr_extents - 1] : NULL;
-
-	if (e && e->flags == flags) {
-		if (e->length + n > UINT32_MAX)
-			return false;
-		e->length += (uint32_t)n;
-		return true;
-	}
-	if (io->nr_extents >= max || n > UINT32_MAX)
-		return false;
-	io->extents[io->nr_extents++] = (struct vd_extent){
-		.length = (uint32_t)n, .flags = flags,
-	};
-	return true;
-}
-
 /* Next data at or after pos, or end when there is none before end. */
 static long raw_seek(int fd, uint64_t pos, int whence, uint64_t end, uint64_t *out)
 {
@@ -53,7 +33,7 @@ static long raw_status_call(struct tiocb *t)
 			next = pos;
 		else if (err)
 			return err;
-		if (next > pos && !raw_extent_add(io, max, hole, next - pos))
+		if (next > pos && !vd_extent_add(io, max, hole, next - pos))
 			break;
 		pos = next;
 		if (pos >= end)
@@ -66,7 +46,7 @@ static long raw_status_call(struct tiocb *t)
 		if (next == pos)	/* raced with a write: call it data */
 			next = align_up(pos + 1, r->align) < end ?
 			       align_up(pos + 1, r->align) : end;
-		if (!raw_extent_add(io, max, 0, next - pos))
+		if (!vd_extent_add(io, max, 0, next - pos))
 			break;
 		pos = next;
 	}
