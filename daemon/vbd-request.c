@@ -13,7 +13,8 @@
 enum {
 	VBD_POOL_BUF = 128 * 1024,	/* buffer a pooled request keeps */
 	VBD_POOL_KEEP_BUF = 1024 * 1024,/* larger buffers are not kept */
-	VBD_POOL_MAX_FREE = 1024,	/* requests kept on the free list */
+	VBD_POOL_MAX_FREE = 256,	/* free requests kept: at most 32 MiB of
+				 * buffers per disk after a burst */
 	VBD_BUF_ALIGN = 4096,		/* O_DIRECT on any device */
 };
 
