@@ -483,38 +483,29 @@ static int run_pause(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
-static int run_resume(struct cli *cli, int argc, char **argv)
+/* resume, flush, shutdown: no arguments, a short answer.  argv[0] is the
+ * command's name. */
+static int run_simple(struct cli *cli, int argc, char **argv)
 {
+	static const struct {
+		const char *cmd;
+		const char *text;	/* NULL: print the reply's state */
+		int timeout_ms;
+	} simple[] = {
+		{ "resume", NULL, REPLY_TIMEOUT_MS },
+		{ "flush", "flushed", FLUSH_TIMEOUT_MS },
+		{ "shutdown", "shutting down", REPLY_TIMEOUT_MS },
+	};
 	json_t *reply;
+	unsigned i;
 
-	RUN_ARGS("resume");
-	r = call(cli, request("resume"), REPLY_TIMEOUT_MS, &reply);
+	for (i = 0; strcmp(simple[i].cmd, argv[0]) != 0; i++)
+		;
+	RUN_ARGS(simple[i].cmd);
+	r = call(cli, request(simple[i].cmd), simple[i].timeout_ms, &reply);
 	if (r == EXIT_OK && !cli->json)
-		printf("%s\n", ctl_get_str(reply, "state", "running"));
-	json_decref(reply);
-	return r;
-}
-
-static int run_flush(struct cli *cli, int argc, char **argv)
-{
-	json_t *reply;
-
-	RUN_ARGS("flush");
-	r = call(cli, request("flush"), FLUSH_TIMEOUT_MS, &reply);
-	if (r == EXIT_OK && !cli->json)
-		printf("flushed\n");
-	json_decref(reply);
-	return r;
-}
-
-static int run_shutdown(struct cli *cli, int argc, char **argv)
-{
-	json_t *reply;
-
-	RUN_ARGS("shutdown");
-	r = call(cli, request("shutdown"), REPLY_TIMEOUT_MS, &reply);
-	if (r == EXIT_OK && !cli->json)
-		printf("shutting down\n");
+		printf("%s\n", simple[i].text ? simple[i].text :
+		       ctl_get_str(reply, "state", "running"));
 	json_decref(reply);
 	return r;
 }
@@ -725,15 +716,15 @@ static const struct vcmd commands[] = {
 	  "  I/O does not drain within the timeout (default 30 s), the disk is\n"
 	  "  resumed and the answer is ETIMEDOUT.  Pausing a paused disk is fine.\n",
 	  run_pause },
-	{ "resume", "", "run the held requests and continue", NULL, run_resume },
-	{ "flush", "", "make completed writes durable", NULL, run_flush },
+	{ "resume", "", "run the held requests and continue", NULL, run_simple },
+	{ "flush", "", "make completed writes durable", NULL, run_simple },
 	{ "reopen", "[IMAGE]", "open the image (or IMAGE) anew; paused",
 	  "  For snapshots: pause, take the snapshot, reopen, resume.  The driver\n"
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
 	  run_reopen },
 	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
-	  run_shutdown },
+	  run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,
 	  run_log_level },
 	{ "help", "[COMMAND]", "this help, or a command's", NULL, run_help },
