@@ -148,12 +148,27 @@ void vbd_account(struct vbd *vbd, struct vbd_request *req)
 	}
 }
 
+/* A synthetic answer for drivers without block status: all data. */
+static int vbd_block_status_data(struct vd_io *io)
+{
+	if (io->max_extents == 0 || !io->extents)
+		return -EINVAL;
+	uint64_t len = io->len > 0xfffff000u ? 0xfffff000u : io->len;
+	io->extents[0].length = (uint32_t)len;
+	io->extents[0].flags = 0;
+	io->nr_extents = 1;
+	return 0;
+}
+
 /* Hands the request back to the frontend and settles the counters. */
 static void vbd_finish(struct vbd *vbd, struct vbd_request *req)
 {
 	static struct log_ratelimit rl = LOG_RATELIMIT_INIT;
 
 	vbd->inflight--;
+	/* Every frontend may count on at least one extent. */
+	if (!req->err && req->op == VBD_OP_BLOCK_STATUS && req->io.nr_extents == 0)
+		req->err = vbd_block_status_data(&req->io);
 	vbd_account(vbd, req);
 	if (req->err && !req->rejected && req->err != -ENOTSUP && log_ratelimit_ok(&rl))
 		log_errno(LOG_LVL_WARN, req->err, "%s at %llu+%llu failed",
@@ -179,18 +194,6 @@ static void vbd_io_complete_cb(struct vd_io *io, int err)
 	vbd_finish(vbd, req);
 }
 
-/* A synthetic answer for drivers without block status: all data. */
-static int vbd_block_status_data(struct vd_io *io)
-{
-	if (io->max_extents == 0 || !io->extents)
-		return -EINVAL;
-	uint64_t len = io->len > 0xfffff000u ? 0xfffff000u : io->len;
-	io->extents[0].length = (uint32_t)len;
-	io->extents[0].flags = 0;
-	io->nr_extents = 1;
-	return 0;
-}
-
 static int vbd_call_driver(struct vbd *vbd, struct vbd_request *req)
 {
 	const struct vd_driver *d = vbd->drv;
@@ -210,9 +213,8 @@ static int vbd_call_driver(struct vbd *vbd, struct vbd_request *req)
 	case VBD_OP_CACHE:
 		return 1;	/* a hint; the checks were the useful part */
 	case VBD_OP_BLOCK_STATUS:
-		if (d->block_status)
-			return d->block_status(vbd->drv_priv, io);
-		return vbd_block_status_data(io) < 0 ? -EINVAL : 1;
+		/* Without the op, vbd_finish answers "all data". */
+		return d->block_status ? d->block_status(vbd->drv_priv, io) : 1;
 	}
 	return -EINVAL;
 }

@@ -55,8 +55,6 @@ struct nbd_slot {
 	uint16_t flags;
 	uint64_t bytes;			/* counted in conn->bytes */
 	struct nbd_reply reply;
-	uint8_t ext1[8];		/* one descriptor, for BLOCK_STATUS the
-					 * frontend answers itself */
 };
 
 enum nbd_conn_state {
@@ -94,7 +92,6 @@ struct nbd_conn {
 
 	/* Transmission. */
 	struct nbd_caps caps;
-	bool block_status;		/* the driver reports extents */
 	struct nbd_slot *slots;
 	struct nbd_slot *free_slots;
 	unsigned used_slots;

@@ -36,7 +36,6 @@ int nbd_tx_start(struct nbd_conn *c)
 	c->caps.structured = c->hs.structured;
 	c->caps.meta_base_allocation = c->hs.meta_base_allocation;
 	c->caps.max_payload = c->exp.max_block;
-	c->block_status = vbd_info(srv->vbd)->can_block_status;
 	c->state = NBD_CONN_TRANSMISSION;
 	if (c->timer_ev)
 		event_del(c->timer_ev);
@@ -77,19 +76,6 @@ static void reply_error(struct nbd_conn *c, struct nbd_slot *s, uint32_t err,
 	nbd_conn_queue_reply(c, s);
 }
 
-/* One extent of status 0 ("allocated, contents unknown"): always true,
- * so a driver without extent support still answers base:allocation. */
-static void reply_unknown_status(struct nbd_conn *c, struct nbd_slot *s)
-{
-	struct vd_extent *e = (struct vd_extent *)s->ext1;
-
-	e->length = s->len;
-	e->flags = 0;
-	nbd_extents_to_wire(e, 1, s->len, true);
-	nbd_reply_block_status(&s->reply, s->handle, NBD_META_ID_BASE_ALLOCATION, e, 1);
-	nbd_conn_queue_reply(c, s);
-}
-
 static void tx_done(struct vbd_request *req)
 {
 	struct nbd_slot *s = req->owner;
@@ -114,16 +100,14 @@ static void tx_done(struct vbd_request *req)
 			nbd_reply_simple(&s->reply, s->handle, 0, req->io.buf, s->len);
 		nbd_conn_queue_reply(c, s);
 	} else if (s->type == NBD_CMD_BLOCK_STATUS) {
+		/* The vbd answers for drivers without extents and never
+		 * succeeds with none, so n >= 1. */
 		unsigned n = nbd_extents_to_wire(req->io.extents, req->io.nr_extents, s->len,
 						 s->flags & NBD_CMD_FLAG_REQ_ONE);
 
-		if (n)
-			nbd_reply_block_status(&s->reply, s->handle,
-					       NBD_META_ID_BASE_ALLOCATION, req->io.extents, n);
-		if (n)
-			nbd_conn_queue_reply(c, s);
-		else
-			reply_unknown_status(c, s);
+		nbd_reply_block_status(&s->reply, s->handle,
+				       NBD_META_ID_BASE_ALLOCATION, req->io.extents, n);
+		nbd_conn_queue_reply(c, s);
 	} else {
 		nbd_reply_simple(&s->reply, s->handle, 0, NULL, 0);
 		nbd_conn_queue_reply(c, s);
@@ -221,10 +205,6 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 		buflen = r->len;
 		break;
 	case NBD_CMD_BLOCK_STATUS:
-		if (!c->block_status) {
-			reply_unknown_status(c, s);
-			return;
-		}
 		buflen = sizeof(struct vd_extent) *
 			((r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS);
 		break;
