@@ -176,6 +176,20 @@ static void compact(struct nbd_conn *c)
 	c->rpos = 0;
 }
 
+/* After a failed send: 0 to try again (EINTR), 1 when the socket is
+ * full (EV_WRITE will call us back), -1 when the connection died. */
+static int send_failed(struct nbd_conn *c)
+{
+	if (errno == EINTR)
+		return 0;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		set_writing(c, true);
+		return 1;
+	}
+	nbd_conn_kill(c, strerror(errno));
+	return -1;
+}
+
 /* Sends the handshake output, then queued replies, as far as the socket
  * takes them.  Returns false when the connection died. */
 static bool flush(struct nbd_conn *c)
@@ -185,14 +199,11 @@ static bool flush(struct nbd_conn *c)
 				 nbd_obuf_pending(&c->hs_out), MSG_NOSIGNAL);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			int f = send_failed(c);
+
+			if (f == 0)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				set_writing(c, true);
-				return true;
-			}
-			nbd_conn_kill(c, strerror(errno));
-			return false;
+			return f > 0;
 		}
 		nbd_obuf_consume(&c->hs_out, (size_t)n);
 	}
@@ -226,14 +237,11 @@ static bool flush(struct nbd_conn *c)
 		/* More follows at once: let TCP fill its segments. */
 		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (s ? MSG_MORE : 0));
 		if (n < 0) {
-			if (errno == EINTR)
+			int f = send_failed(c);
+
+			if (f == 0)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				set_writing(c, true);
-				return true;
-			}
-			nbd_conn_kill(c, strerror(errno));
-			return false;
+			return f > 0;
 		}
 		/* Retire what went out; keep the place in a partial one. */
 		while (c->out_head) {
