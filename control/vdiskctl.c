@@ -297,6 +297,20 @@ static int no_args(struct cli *cli, const struct vcmd *c, int argc, char **argv)
 	return 0;
 }
 
+/* Options, then at most one argument (NULL when absent). */
+static int one_optional_arg(struct cli *cli, const struct vcmd *c, int argc,
+			    char **argv, const char **arg)
+{
+	int r = parse_opts(cli, c, argc, argv, NULL, NULL, NULL);
+
+	if (r)
+		return r;
+	*arg = optind < argc ? argv[optind++] : NULL;
+	if (optind < argc)
+		return usage_error("%s: unexpected argument '%s'", c->name, argv[optind]);
+	return 0;
+}
+
 #define RUN_ARGS(cmdname) \
 	const struct vcmd *self = find_cmd(cmdname); \
 	int r = no_args(cli, self, argc, argv); \
@@ -520,13 +534,9 @@ static int run_reopen(struct cli *cli, int argc, char **argv)
 	json_t *req, *reply;
 	int r;
 
-	r = parse_opts(cli, self, argc, argv, NULL, NULL, NULL);
+	r = one_optional_arg(cli, self, argc, argv, &image);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	if (optind < argc)
-		image = argv[optind++];
-	if (optind < argc)
-		return usage_error("reopen: unexpected argument '%s'", argv[optind]);
 	if (image && !*image)
 		return usage_error("reopen: IMAGE is empty");
 	/* The daemon's working directory is not ours. */
@@ -562,13 +572,9 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 	json_t *req, *reply;
 	int r;
 
-	r = parse_opts(cli, self, argc, argv, NULL, NULL, NULL);
+	r = one_optional_arg(cli, self, argc, argv, &level);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	if (optind < argc)
-		level = argv[optind++];
-	if (optind < argc)
-		return usage_error("log-level: unexpected argument '%s'", argv[optind]);
 	if (level) {
 		bool known = false;
 		for (const char *const *l = levels; *l; l++)
