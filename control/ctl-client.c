@@ -313,24 +313,3 @@ int ctl_conn_call(struct ctl_conn *c, const char *request, int timeout_ms,
 		json_decref(obj);
 	return 0;
 }
-
-int ctl_rundir(char *buf, size_t len)
-{
-	const char *rt = getenv("RUNTIME_DIRECTORY");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
-	int n;
-
-	if (rt && *rt) {
-		/* systemd lists one directory per RuntimeDirectory= entry,
-		 * separated by colons: ours is the first. */
-		size_t l = strcspn(rt, ":");
-		n = snprintf(buf, len, "%.*s", (int)l, rt);
-	} else if (geteuid() == 0) {
-		n = snprintf(buf, len, "/run/vdiskd");
-	} else if (xdg && *xdg) {
-		n = snprintf(buf, len, "%s/vdiskd", xdg);
-	} else {
-		return -ENOENT;
-	}
-	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}

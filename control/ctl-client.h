@@ -40,9 +40,4 @@ const char *ctl_conn_version(const struct ctl_conn *c);
 int ctl_conn_call(struct ctl_conn *c, const char *request, int timeout_ms,
 		  char **line, json_t **reply, char *msg, size_t msglen);
 
-/* The default directory of control sockets ($RUNDIR in DESIGN.md):
- * $RUNTIME_DIRECTORY (its first entry), else /run/vdiskd for root, else
- * $XDG_RUNTIME_DIR/vdiskd.  -ENOENT when none applies. */
-int ctl_rundir(char *buf, size_t len);
-
 #endif

@@ -24,6 +24,7 @@
 
 #include "control/ctl-client.h"
 #include "control/ctl-text.h"
+#include "daemon/rundir.h"
 
 enum { EXIT_OK = 0, EXIT_DAEMON = 1, EXIT_USAGE = 2 };
 
@@ -135,7 +136,7 @@ static int resolve_socket(struct cli *cli)
 		snprintf(cli->path, sizeof(cli->path), "%s", cli->name);
 		return 0;
 	}
-	r = ctl_rundir(dir, sizeof(dir));
+	r = vd_rundir(dir, sizeof(dir));
 	if (r < 0) {
 		fprintf(stderr, "vdiskctl: no run directory: set RUNTIME_DIRECTORY or "
 			"XDG_RUNTIME_DIR, or give the socket with -s PATH\n");
@@ -657,7 +658,7 @@ static int run_list(struct cli *cli, int argc, char **argv)
 	RUN_ARGS("list");
 	if (cli->socket || cli->name)
 		return usage_error("list takes no socket or name: it asks every disk");
-	if (ctl_rundir(dir, sizeof(dir)) < 0) {
+	if (vd_rundir(dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "vdiskctl: no run directory: set RUNTIME_DIRECTORY or "
 			"XDG_RUNTIME_DIR\n");
 		return EXIT_USAGE;

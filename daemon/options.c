@@ -10,6 +10,7 @@
 
 #include "daemon/config.h"
 #include "daemon/options.h"
+#include "daemon/rundir.h"
 
 static const char usage_text[] =
 "usage: vdiskd [OPTIONS] IMAGE\n"
@@ -208,50 +209,9 @@ bool vd_name_ok(const char *n)
 	return true;
 }
 
-int vd_mkdir_p(const char *path, unsigned mode)
-{
-	char buf[PATH_MAX];
-	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-		return -ENAMETOOLONG;
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, mode) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-char *vd_rundir(void)
-{
-	const char *rt = getenv("RUNTIME_DIRECTORY");
-	char *dir = NULL;
-
-	if (rt && *rt) {
-		/* systemd may list several, colon separated: ours is first. */
-		dir = strndup(rt, strcspn(rt, ":"));
-	} else if (geteuid() == 0) {
-		dir = strdup("/run/vdiskd");
-	} else {
-		const char *x = getenv("XDG_RUNTIME_DIR");
-		if (!x || !*x) {
-			fprintf(stderr, "vdiskd: XDG_RUNTIME_DIR is not set; "
-				"give -l and -c explicitly\n");
-			return NULL;
-		}
-		if (asprintf(&dir, "%s/vdiskd", x) < 0)
-			dir = NULL;
-	}
-	return dir;
-}
-
 int vd_options_finish(struct vd_options *o)
 {
-	char *rundir = NULL;
+	char rundir[PATH_MAX];
 	int r = 0;
 
 	if (!o->name) {
@@ -272,9 +232,12 @@ int vd_options_finish(struct vd_options *o)
 	if ((o->nr_listen || o->activated) && o->control)
 		return 0;
 
-	rundir = vd_rundir();
-	if (!rundir)
-		return -ENOENT;
+	r = vd_rundir(rundir, sizeof(rundir));
+	if (r < 0) {
+		fprintf(stderr, "vdiskd: no run directory (%s): set XDG_RUNTIME_DIR "
+			"or give -l and -c explicitly\n", strerror(-r));
+		return r;
+	}
 	r = vd_mkdir_p(rundir, 0755);
 	if (r < 0) {
 		fprintf(stderr, "vdiskd: cannot create %s: %s\n", rundir, strerror(-r));
@@ -297,7 +260,6 @@ int vd_options_finish(struct vd_options *o)
 		o->control = own(o, c);
 	}
 out:
-	free(rundir);
 	return r;
 }
 

@@ -60,10 +60,6 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv);
 int vd_options_finish(struct vd_options *o);
 void vd_options_free(struct vd_options *o);
 
-/* $RUNTIME_DIRECTORY, /run/vdiskd for root, else $XDG_RUNTIME_DIR/vdiskd.
- * Returns a malloc'd path or NULL (message printed). */
-char *vd_rundir(void);
-int vd_mkdir_p(const char *path, unsigned mode);
 /* Disk names end up in socket paths and JSON: 1-64 plain characters. */
 bool vd_name_ok(const char *name);
 
