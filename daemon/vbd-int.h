@@ -49,11 +49,9 @@ struct vbd {
 	struct vbd_counters c;
 };
 
-void vbd_defer(struct vbd *vbd, struct vbd_request *req, int err);
 void vbd_dispatch(struct vbd *vbd, struct vbd_request *req);
 void vbd_check_drained(struct vbd *vbd);
 void vbd_deferred_cb(int fd, short what, void *arg);
 void vbd_pool_free_all(struct vbd *vbd);
-void vbd_account(struct vbd *vbd, struct vbd_request *req);
 
 #endif

@@ -100,7 +100,7 @@ void vbd_pool_free_all(struct vbd *vbd)
 	vbd->pool_free = 0;
 }
 
-void vbd_defer(struct vbd *vbd, struct vbd_request *req, int err)
+static void vbd_defer(struct vbd *vbd, struct vbd_request *req, int err)
 {
 	req->err = err;
 	req->vbd_next = NULL;
@@ -109,7 +109,7 @@ void vbd_defer(struct vbd *vbd, struct vbd_request *req, int err)
 	event_active(vbd->deferred_ev, 0, 0);
 }
 
-const char *vbd_op_name(enum vbd_op op)
+static const char *vbd_op_name(enum vbd_op op)
 {
 	static const char *const names[] = {
 		[VBD_OP_READ] = "read", [VBD_OP_WRITE] = "write",
@@ -120,7 +120,7 @@ const char *vbd_op_name(enum vbd_op op)
 	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
-void vbd_account(struct vbd *vbd, struct vbd_request *req)
+static void vbd_account(struct vbd *vbd, struct vbd_request *req)
 {
 	struct vbd_counters *c = &vbd->c;
 	uint64_t us = (vd_now_ns() - req->start_ns) / 1000;

@@ -147,7 +147,6 @@ const char *vbd_image(const struct vbd *vbd) { return vbd->image; }
 const char *vbd_driver_name(const struct vbd *vbd) { return vbd->drv->name; }
 enum vd_cache vbd_cache(const struct vbd *vbd) { return vbd->open_opts.cache; }
 enum vbd_state vbd_state(const struct vbd *vbd) { return vbd->state; }
-struct tqueue *vbd_queue(struct vbd *vbd) { return vbd->q; }
 
 const char *vbd_state_name(enum vbd_state s)
 {

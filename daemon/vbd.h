@@ -11,7 +11,6 @@
 #include "drivers/driver.h"
 
 struct event_base;
-struct tqueue;
 struct vbd;
 
 enum { VBD_MAX_PAYLOAD = 32 * 1024 * 1024 };	/* largest READ/WRITE */
@@ -86,8 +85,6 @@ const char *vbd_driver_name(const struct vbd *vbd);
 enum vd_cache vbd_cache(const struct vbd *vbd);
 enum vbd_state vbd_state(const struct vbd *vbd);
 const char *vbd_state_name(enum vbd_state s);
-const char *vbd_op_name(enum vbd_op op);
-struct tqueue *vbd_queue(struct vbd *vbd);
 
 /* A request with a buffer of at least buflen bytes (0 for none).  From a
  * pool: no allocation on the hot path for buflen <= the pool's buffer
