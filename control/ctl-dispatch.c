@@ -34,7 +34,7 @@ static int set_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
 	return err;
 }
 
-const struct ctl_cmd_entry *ctl_cmd_find(const struct ctl_cmd_entry *const *table,
+static const struct ctl_cmd_entry *ctl_cmd_find(const struct ctl_cmd_entry *const *table,
 					 const char *name)
 {
 	for (; *table; table++)

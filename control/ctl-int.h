@@ -94,8 +94,6 @@ int ctl_parse_request(const char *line, size_t len,
 		      const struct ctl_cmd_entry *const *table,
 		      const struct ctl_cmd_entry **entry, json_t **args,
 		      char *msg, size_t msglen);
-const struct ctl_cmd_entry *ctl_cmd_find(const struct ctl_cmd_entry *const *table,
-					 const char *name);
 
 /* Parses the line into req and runs the command.  Returns 0 (the reply is
  * ready in req), a negative errno (an error reply is ready) or CTL_ASYNC. */
@@ -126,7 +124,5 @@ bool ctl_arg_number(const struct ctl_request *req, const char *name, double *out
 /* ctl-server.c: ends an async request (sends its reply when its client is
  * still there) and frees it. */
 void ctl_request_complete(struct ctl_request *req, int err);
-/* Frees a request that was never sent (sync path, tests). */
-void ctl_request_free(struct ctl_request *req);
 
 #endif

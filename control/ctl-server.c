@@ -87,7 +87,8 @@ static struct ctl_request *request_new(struct ctl_client *c)
 	return req;
 }
 
-void ctl_request_free(struct ctl_request *req)
+/* Frees a request that was never sent. */
+static void ctl_request_free(struct ctl_request *req)
 {
 	if (!req)
 		return;

@@ -185,14 +185,6 @@ static const struct cfg_entry cfg_table[] = {
 };
 enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
 
-const char *cfg_key_name(enum cfg_key key)
-{
-	for (unsigned i = 0; i < CFG_TABLE_LEN; i++)
-		if (cfg_table[i].key == key)
-			return cfg_table[i].name;
-	return "?";
-}
-
 static const struct cfg_entry *cfg_lookup(const char *name)
 {
 	for (unsigned i = 0; i < CFG_TABLE_LEN; i++)

@@ -63,7 +63,4 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o);
 /* Frees the strings; cfg can be parsed into again. */
 void cfg_free(struct vd_config *cfg);
 
-/* The key's spelling in the file ("queue-depth"). */
-const char *cfg_key_name(enum cfg_key key);
-
 #endif

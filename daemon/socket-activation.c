@@ -35,7 +35,8 @@ static int sa_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-void sa_socket_label(int fd, char *buf, unsigned len)
+/* "unix:PATH", "unix:@ABSTRACT", "tcp:HOST:PORT" or "fd:N" for a socket. */
+static void sa_socket_label(int fd, char *buf, unsigned len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);

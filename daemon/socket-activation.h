@@ -25,7 +25,4 @@ struct sa_listener {
  * should fail loudly). */
 int sa_listen_fds(struct sa_listener *out, unsigned max);
 
-/* "unix:PATH", "unix:@ABSTRACT", "tcp:HOST:PORT" or "fd:N" for a socket. */
-void sa_socket_label(int fd, char *buf, unsigned len);
-
 #endif
