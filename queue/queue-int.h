@@ -46,7 +46,6 @@ struct tqueue {
 	struct tq_list done;		/* finished off the kernel ring: worker
 					 * results, failed submissions */
 	struct tq_slot *free_slots;
-	unsigned slots_inflight;	/* iocbs the kernel holds */
 	unsigned pending;		/* tiocbs in the kernel or on the worker */
 	struct tq_stats stats;
 };

@@ -87,8 +87,8 @@ static void tq_fua_finish(struct tiocb *t)
 int tq_poll(struct tqueue *q)
 {
 	struct tq_list done, retry, followup;
-	struct tq_slot *freed = NULL;
-	unsigned nslots = 0, left_kernel = 0, nreaped = 0;
+	struct tq_slot *freed = NULL, *freed_last = NULL;
+	unsigned left_kernel = 0, nreaped = 0;
 	bool ring = tq_ring_usable(q);
 
 	tq_list_init(&done);
@@ -108,7 +108,8 @@ int tq_poll(struct tqueue *q)
 			retry.tail = rt;
 			s->next = freed;
 			freed = s;
-			nslots++;
+			if (!freed_last)
+				freed_last = s;
 		}
 		nreaped += (unsigned)(n > 0 ? n : 0);
 		if (n < (int)q->opt.depth)
@@ -131,12 +132,8 @@ int tq_poll(struct tqueue *q)
 
 	pthread_mutex_lock(&q->lock);
 	if (freed) {
-		struct tq_slot *last = freed;
-		while (last->next)
-			last = last->next;
-		last->next = q->free_slots;
+		freed_last->next = q->free_slots;
 		q->free_slots = freed;
-		q->slots_inflight -= nslots;
 	}
 	q->pending -= left_kernel + q->done.count;
 	tq_list_splice(&finished, &q->done);

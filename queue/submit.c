@@ -53,7 +53,6 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 		}
 		tq_slot_prep(s, q->efd, q->caps.rwf_dsync);
 		q->pending += s->count;
-		q->slots_inflight++;
 		batch[n++] = &s->iocb;
 	}
 	if (woke_worker)
@@ -73,7 +72,6 @@ static void tq_unbuild(struct tqueue *q, struct tq_slot *s, struct tq_list *back
 	}
 	q->pending -= s->count;
 	q->stats.merged -= s->count - 1;	/* counted again if rebuilt */
-	q->slots_inflight--;
 	s->next = q->free_slots;
 	q->free_slots = s;
 }
@@ -94,7 +92,6 @@ static void tq_fail_slot(struct tqueue *q, struct tq_slot *s, long err,
 	t->res = err;
 	tq_list_append(&q->done, t);
 	/* pending stays counted until the main thread takes it off done. */
-	q->slots_inflight--;
 	s->next = q->free_slots;
 	q->free_slots = s;
 }
