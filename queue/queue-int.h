@@ -5,6 +5,7 @@
 #include <libaio.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "queue/merge.h"
 #include "queue/queue.h"
@@ -24,6 +25,8 @@ struct tqueue {
 	struct tq_options opt;
 	struct tq_merge_limits lim;
 	struct tq_fd_caps caps;		/* written at open, before I/O flows */
+	dev_t caps_dev;			/* the filesystem caps were probed on */
+	bool caps_probed;
 	struct tq_slot *slots;
 	struct io_event *events;	/* reaping scratch, opt.depth entries */
 

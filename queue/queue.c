@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
@@ -269,8 +270,15 @@ int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps)
 {
 	struct iocb cb;
 	struct iovec iov = { NULL, 0 };
+	struct stat st;
 	long r;
 
+	/* The probe blocks (FDSYNC flushes the file) and a reopen runs on the
+	 * main loop: the answer is the filesystem's, so ask once per device. */
+	if (fstat(fd, &st) == 0 && q->caps_probed && st.st_dev == q->caps_dev) {
+		*caps = q->caps;
+		return 0;
+	}
 	io_prep_fdsync(&cb, fd);
 	r = tq_probe_one(&cb);
 	caps->fdsync = r == 0 && !q->opt.no_fdsync;
@@ -287,5 +295,7 @@ int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps)
 		caps->fdsync ? "yes" : "no (fdatasync on the worker)",
 		caps->rwf_dsync ? "yes" : "no (write + flush)");
 	q->caps = *caps;
+	q->caps_dev = st.st_dev;
+	q->caps_probed = true;
 	return 0;
 }

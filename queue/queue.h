@@ -59,9 +59,9 @@ int tq_create(struct event_base *base, const struct tq_options *o,
  * threads and frees the queue. */
 void tq_destroy(struct tqueue *q);
 
-/* Probes FDSYNC and RWF_DSYNC on fd with a private context.  The queue
- * remembers the answer for its flushes and FUA writes (the last probe
- * wins: one queue serves one disk, whose files share a filesystem). */
+/* Probes FDSYNC and RWF_DSYNC on fd with a private context (blocking).
+ * The queue remembers the answer for its flushes and FUA writes, and
+ * for later fds on the same device (a reopen) skips the probe. */
 int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps);
 
 /* Appends to the waiting list; nothing is submitted until tq_kick. */
