@@ -286,27 +286,17 @@ static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **ar
 	return 0;
 }
 
-/* Parses "--json"/"--help" only, and refuses extra arguments. */
-static int no_args(struct cli *cli, const struct vcmd *c, int argc, char **argv)
+/* Options, then at most one argument: *arg is NULL when absent, and a
+ * NULL arg means none is allowed. */
+static int parse_args(struct cli *cli, const struct vcmd *c, int argc, char **argv,
+		      const char **arg)
 {
 	int r = parse_opts(cli, c, argc, argv, NULL, NULL, NULL);
 
 	if (r)
 		return r;
-	if (optind < argc)
-		return usage_error("%s: unexpected argument '%s'", c->name, argv[optind]);
-	return 0;
-}
-
-/* Options, then at most one argument (NULL when absent). */
-static int one_optional_arg(struct cli *cli, const struct vcmd *c, int argc,
-			    char **argv, const char **arg)
-{
-	int r = parse_opts(cli, c, argc, argv, NULL, NULL, NULL);
-
-	if (r)
-		return r;
-	*arg = optind < argc ? argv[optind++] : NULL;
+	if (arg)
+		*arg = optind < argc ? argv[optind++] : NULL;
 	if (optind < argc)
 		return usage_error("%s: unexpected argument '%s'", c->name, argv[optind]);
 	return 0;
@@ -314,7 +304,7 @@ static int one_optional_arg(struct cli *cli, const struct vcmd *c, int argc,
 
 #define RUN_ARGS(cmdname) \
 	const struct vcmd *self = find_cmd(cmdname); \
-	int r = no_args(cli, self, argc, argv); \
+	int r = parse_args(cli, self, argc, argv, NULL); \
 	if (r) \
 		return r < 0 ? EXIT_OK : r
 
@@ -535,7 +525,7 @@ static int run_reopen(struct cli *cli, int argc, char **argv)
 	json_t *req, *reply;
 	int r;
 
-	r = one_optional_arg(cli, self, argc, argv, &image);
+	r = parse_args(cli, self, argc, argv, &image);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (image && !*image)
@@ -573,7 +563,7 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 	json_t *req, *reply;
 	int r;
 
-	r = one_optional_arg(cli, self, argc, argv, &level);
+	r = parse_args(cli, self, argc, argv, &level);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (level) {
