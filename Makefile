@@ -21,11 +21,25 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS    += -fsanitize=address,undefined
 endif
 
-# Everything but the programs' entry points goes into one static library.
-LIB_SRCS  := $(filter-out daemon/main.c control/vdiskctl.c, \
-               $(wildcard daemon/*.c queue/*.c drivers/*.c frontends/*.c control/*.c))
-LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
-LIB       := $(BUILD)/libvdisk.a
+.DEFAULT_GOAL := all
+
+# One static library per layer, linked top down; scripts/check-layers
+# fails the build when a file includes a layer above its own.
+LAYERS    := common queue drivers core frontends control daemon tools
+MAINS     := daemon/main.c tools/vdiskctl.c
+define layer_lib
+$(1)_SRCS := $$(filter-out $$(MAINS),$$(wildcard $(1)/*.c))
+$(1)_LIB  := $$(BUILD)/lib$(1).a
+$$($(1)_LIB): $$($(1)_SRCS:%.c=$$(BUILD)/%.o)
+	@echo "  AR      $$@"
+	@rm -f $$@ && $$(AR) rcs $$@ $$^
+endef
+$(foreach l,$(LAYERS),$(eval $(call layer_lib,$(l))))
+# Top first, so each library finds what it needs in the ones after it.
+DAEMON_LIBS := $(daemon_LIB) $(control_LIB) $(frontends_LIB) $(core_LIB) \
+               $(drivers_LIB) $(queue_LIB) $(common_LIB)
+TOOLS_LIBS  := $(tools_LIB) $(drivers_LIB) $(queue_LIB) $(common_LIB)
+ALL_LIBS    := $(tools_LIB) $(DAEMON_LIBS)
 UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(wildcard tests/lib/*.c)
@@ -39,19 +53,15 @@ $(BUILD)/%.o: %.c
 	@echo "  CC      $<"
 	@$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(LIB): $(LIB_OBJS)
-	@echo "  AR      $@"
-	@rm -f $@ && $(AR) rcs $@ $^
-
-$(BUILD)/vdiskd: $(BUILD)/daemon/main.o $(LIB)
+$(BUILD)/vdiskd: $(BUILD)/daemon/main.o $(DAEMON_LIBS)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/vdiskctl: $(BUILD)/control/vdiskctl.o $(LIB)
+$(BUILD)/vdiskctl: $(BUILD)/tools/vdiskctl.o $(TOOLS_LIBS)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -63,15 +73,18 @@ $(BUILD)/tests/%-shim: tests/lib/%-shim.c
 	@$(CC) $(CPPFLAGS) -std=gnu11 $(WARN) $(CFLAGS) -fPIC -shared -o $@.so $< -ldl
 	@touch $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/lib/%.o $(LIB)
+$(BUILD)/tests/%: $(BUILD)/tests/lib/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 tests: $(PROGS) $(UNITS) $(HELPERS)
 
-check: tests
+check: check-layers tests
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run
+
+check-layers:
+	@scripts/check-layers
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
@@ -91,7 +104,7 @@ install: all
 clean:
 	rm -rf $(BUILD) build-*
 
-.PHONY: all tests check install clean
+.PHONY: all tests check check-layers install clean
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

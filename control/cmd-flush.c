@@ -4,9 +4,9 @@
 #include <string.h>
 
 #include "control/ctl-int.h"
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 
-static void flush_done(void *arg, int err)
+static void cmd_flush_done(void *arg, int err)
 {
 	struct ctl_request *req = arg;
 
@@ -17,7 +17,7 @@ static void flush_done(void *arg, int err)
 
 static int cmd_flush_exec(struct ctl_request *req)
 {
-	vbd_flush(req->d->vbd, flush_done, req);
+	vbd_flush(req->d->vbd, cmd_flush_done, req);
 	return CTL_ASYNC;
 }
 

@@ -1,32 +1,31 @@
 /* info: what the disk is (name, image, geometry, mode) and where it is
- * served.  Everything comes from the vbd and the NBD server as they are
- * now, so a reopen or a pause shows at once. */
+ * served.  Everything comes from the vbd as it is now, so a reopen or a
+ * pause shows at once. */
 #include <errno.h>
 #include <unistd.h>
 
 #include "control/ctl-int.h"
-#include "daemon/vbd.h"
-#include "frontends/nbd.h"
+#include "core/vbd.h"
 
-static json_t *listen_array(const struct nbd_server *nbd)
+static json_t *cmd_listen_array(const struct ctl_daemon *d)
 {
 	json_t *a = json_array();
-	unsigned n = nbd ? nbd_server_nr_listeners(nbd) : 0;
 
-	for (unsigned i = 0; a && i < n; i++)
-		json_array_append_new(a, ctl_json_string(nbd_server_listener(nbd, i)));
+	for (unsigned i = 0; a && i < d->nr_listen; i++)
+		json_array_append_new(a, ctl_json_string(d->listen[i]));
 	return a;
 }
 
 static int cmd_info_exec(struct ctl_request *req)
 {
 	struct vbd *vbd = req->d->vbd;
-	const struct nbd_server *nbd = req->d->nbd;
-	const struct vd_info *vi = vbd_info(vbd);
+	struct vbd_stats st;
+	const struct vbd_info *vi = vbd_info(vbd);
 	json_t *r = ctl_reply(req);
 
 	if (!r)
 		return -ENOMEM;
+	vbd_get_stats(vbd, &st);
 	json_object_set_new(r, "name", ctl_json_string(vbd_name(vbd)));
 	json_object_set_new(r, "image", ctl_json_string(vbd_image(vbd)));
 	json_object_set_new(r, "driver", ctl_json_string(vbd_driver_name(vbd)));
@@ -34,12 +33,11 @@ static int cmd_info_exec(struct ctl_request *req)
 	json_object_set_new(r, "logical_block", json_integer(vi->logical_block));
 	json_object_set_new(r, "physical_block", json_integer(vi->physical_block));
 	json_object_set_new(r, "read_only", json_boolean(vi->read_only));
-	json_object_set_new(r, "cache", json_string(vbd_cache(vbd) == VD_CACHE_WRITEBACK ?
+	json_object_set_new(r, "cache", json_string(vbd_cache(vbd) == VBD_CACHE_WRITEBACK ?
 						    "writeback" : "none"));
 	json_object_set_new(r, "state", json_string(vbd_state_name(vbd_state(vbd))));
-	json_object_set_new(r, "listen", listen_array(nbd));
-	json_object_set_new(r, "connections",
-			    json_integer(nbd ? nbd_server_nr_connections(nbd) : 0));
+	json_object_set_new(r, "listen", cmd_listen_array(req->d));
+	json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "version", json_string(VDISKD_VERSION));
 	return 0;

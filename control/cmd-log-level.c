@@ -2,7 +2,7 @@
 #include <errno.h>
 
 #include "control/ctl-int.h"
-#include "daemon/log.h"
+#include "common/log.h"
 
 static int cmd_log_level_exec(struct ctl_request *req)
 {

@@ -14,8 +14,8 @@
 #include <event2/event.h>
 
 #include "control/ctl-int.h"
-#include "daemon/log.h"
-#include "daemon/vbd.h"
+#include "common/log.h"
+#include "core/vbd.h"
 
 enum { PAUSE_TIMEOUT_DEFAULT_S = 30, PAUSE_TIMEOUT_MAX_S = 24 * 3600 };
 
@@ -26,7 +26,7 @@ struct pause_op {
 	double timeout_s;
 };
 
-static void pause_op_detach(struct pause_op *op)
+static void cmd_pause_op_detach(struct pause_op *op)
 {
 	if (op->timer) {
 		event_free(op->timer);
@@ -39,12 +39,12 @@ static void pause_op_detach(struct pause_op *op)
 	}
 }
 
-static void pause_done(void *arg, int err)
+static void cmd_pause_done(void *arg, int err)
 {
 	struct pause_op *op = arg;
 	struct ctl_request *req = op->req;
 
-	pause_op_detach(op);
+	cmd_pause_op_detach(op);
 	free(op);
 	if (!req)
 		return;		/* timed out already, or the server is gone */
@@ -59,15 +59,15 @@ static void pause_done(void *arg, int err)
 	ctl_request_complete(req, err < 0 ? err : 0);
 }
 
-static void pause_timeout(evutil_socket_t fd, short what, void *arg)
+static void cmd_pause_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct pause_op *op = arg;
 	struct ctl_request *req = op->req;
 	struct vbd *vbd = op->vbd;
 	double t = op->timeout_s;
 
-	/* Detach first: vbd_resume may run pause_done, which frees op. */
-	pause_op_detach(op);
+	/* Detach first: vbd_resume may run cmd_pause_done, which frees op. */
+	cmd_pause_op_detach(op);
 	log_msg(LOG_LVL_WARN, "control: pause did not drain within %g s; resuming", t);
 	vbd_resume(vbd);
 	if (req) {
@@ -79,9 +79,9 @@ static void pause_timeout(evutil_socket_t fd, short what, void *arg)
 
 /* The server is going away: nobody waits for the answer.  op stays until
  * the vbd calls back. */
-static void pause_cancel(struct ctl_request *req)
+static void cmd_pause_cancel(struct ctl_request *req)
 {
-	pause_op_detach(req->cmd_data);
+	cmd_pause_op_detach(req->cmd_data);
 	ctl_request_complete(req, -ECANCELED);
 }
 
@@ -101,7 +101,7 @@ static int cmd_pause_exec(struct ctl_request *req)
 	op->req = req;
 	op->vbd = req->d->vbd;
 	op->timeout_s = t;
-	op->timer = evtimer_new(req->base, pause_timeout, op);
+	op->timer = evtimer_new(req->base, cmd_pause_timeout, op);
 	if (!op->timer) {
 		free(op);
 		return -ENOMEM;
@@ -110,11 +110,11 @@ static int cmd_pause_exec(struct ctl_request *req)
 	tv.tv_usec = (suseconds_t)((t - (double)tv.tv_sec) * 1e6);
 	evtimer_add(op->timer, &tv);
 	req->cmd_data = op;
-	req->cancel = pause_cancel;
-	/* May call pause_done before returning (already paused): the server
+	req->cancel = cmd_pause_cancel;
+	/* May call cmd_pause_done before returning (already paused): the server
 	 * holds that reply until we return CTL_ASYNC.  op may be gone after
 	 * this line. */
-	vbd_pause(op->vbd, pause_done, op);
+	vbd_pause(op->vbd, cmd_pause_done, op);
 	return CTL_ASYNC;
 }
 

@@ -6,18 +6,20 @@
 #include <string.h>
 
 #include "control/ctl-int.h"
-#include "daemon/vbd.h"
-#include "frontends/nbd.h"
+#include "core/vbd.h"
 
 static int cmd_reopen_exec(struct ctl_request *req)
 {
 	struct vbd *vbd = req->d->vbd;
-	const struct nbd_server *nbd = req->d->nbd;
 	const char *image = ctl_arg_string(req, "image");
-	unsigned conns = nbd ? nbd_server_nr_connections(nbd) : 0;
+	struct vbd_stats st;
+	unsigned conns;
 	uint64_t old_size = vbd_info(vbd)->size;
 	json_t *r;
 	int err;
+
+	vbd_get_stats(vbd, &st);
+	conns = (unsigned)st.connections;
 
 	if (vbd_state(vbd) != VBD_PAUSED)
 		return ctl_error(req, -EBUSY, "reopen: the disk is %s; pause it first",
@@ -27,7 +29,7 @@ static int cmd_reopen_exec(struct ctl_request *req)
 	err = vbd_reopen(vbd, image, conns == 0);
 	if (err == -EBUSY && conns > 0)
 		return ctl_error(req, err, "reopen %s: its size differs from %llu bytes "
-				 "and %u NBD client(s) are connected; the old image "
+				 "and %u client(s) are connected; the old image "
 				 "stays open", image ? image : vbd_image(vbd),
 				 (unsigned long long)old_size, conns);
 	if (err < 0)

@@ -3,9 +3,9 @@
 #include <errno.h>
 
 #include "control/ctl-int.h"
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 
-static void set_u64(json_t *r, const char *key, uint64_t v)
+static void cmd_set_u64(json_t *r, const char *key, uint64_t v)
 {
 	json_object_set_new(r, key, json_integer((json_int_t)v));
 }
@@ -18,30 +18,30 @@ static int cmd_stats_exec(struct ctl_request *req)
 	if (!r)
 		return -ENOMEM;
 	vbd_get_stats(req->d->vbd, &s);
-	set_u64(r, "reads", s.reads);
-	set_u64(r, "writes", s.writes);
-	set_u64(r, "flushes", s.flushes);
-	set_u64(r, "trims", s.trims);
-	set_u64(r, "zeroes", s.zeroes);
-	set_u64(r, "caches", s.caches);
-	set_u64(r, "block_status", s.block_status);
-	set_u64(r, "bytes_read", s.bytes_read);
-	set_u64(r, "bytes_written", s.bytes_written);
-	set_u64(r, "errors", s.errors);
-	set_u64(r, "inflight", s.inflight);
-	set_u64(r, "held", s.held);
-	set_u64(r, "waiting", s.waiting);
-	set_u64(r, "pending", s.pending);
-	set_u64(r, "iocbs_submitted", s.iocbs_submitted);
-	set_u64(r, "io_submit_calls", s.io_submit_calls);
-	set_u64(r, "merged", s.merged);
-	set_u64(r, "connections", s.connections);
+	cmd_set_u64(r, "reads", s.reads);
+	cmd_set_u64(r, "writes", s.writes);
+	cmd_set_u64(r, "flushes", s.flushes);
+	cmd_set_u64(r, "trims", s.trims);
+	cmd_set_u64(r, "zeroes", s.zeroes);
+	cmd_set_u64(r, "caches", s.caches);
+	cmd_set_u64(r, "block_status", s.block_status);
+	cmd_set_u64(r, "bytes_read", s.bytes_read);
+	cmd_set_u64(r, "bytes_written", s.bytes_written);
+	cmd_set_u64(r, "errors", s.errors);
+	cmd_set_u64(r, "inflight", s.inflight);
+	cmd_set_u64(r, "held", s.held);
+	cmd_set_u64(r, "waiting", s.waiting);
+	cmd_set_u64(r, "pending", s.pending);
+	cmd_set_u64(r, "iocbs_submitted", s.iocbs_submitted);
+	cmd_set_u64(r, "io_submit_calls", s.io_submit_calls);
+	cmd_set_u64(r, "merged", s.merged);
+	cmd_set_u64(r, "connections", s.connections);
 	json_object_set_new(r, "state", json_string(vbd_state_name(s.state)));
-	set_u64(r, "uptime_s", s.uptime_s);
-	set_u64(r, "read_lat_p50_us", s.read_lat_p50_us);
-	set_u64(r, "read_lat_p99_us", s.read_lat_p99_us);
-	set_u64(r, "write_lat_p50_us", s.write_lat_p50_us);
-	set_u64(r, "write_lat_p99_us", s.write_lat_p99_us);
+	cmd_set_u64(r, "uptime_s", s.uptime_s);
+	cmd_set_u64(r, "read_lat_p50_us", s.read_lat_p50_us);
+	cmd_set_u64(r, "read_lat_p99_us", s.read_lat_p99_us);
+	cmd_set_u64(r, "write_lat_p50_us", s.write_lat_p50_us);
+	cmd_set_u64(r, "write_lat_p99_us", s.write_lat_p99_us);
 	return 0;
 }
 

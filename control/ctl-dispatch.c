@@ -9,8 +9,9 @@
 
 #include <jansson.h>
 
+#include "common/errmsg.h"
 #include "control/ctl-int.h"
-#include "daemon/log.h"
+#include "common/log.h"
 
 const char *ctl_errno_name(int err)
 {
@@ -22,18 +23,6 @@ const char *ctl_errno_name(int err)
 	return name ? name : "EIO";
 }
 
-static int set_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int set_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, msglen, fmt, ap);
-	va_end(ap);
-	return err;
-}
-
 static const struct ctl_cmd_entry *ctl_cmd_find(const struct ctl_cmd_entry *const *table,
 					 const char *name)
 {
@@ -43,7 +32,7 @@ static const struct ctl_cmd_entry *ctl_cmd_find(const struct ctl_cmd_entry *cons
 	return NULL;
 }
 
-static const char *type_name(json_type t)
+static const char *ctl_type_name(json_type t)
 {
 	switch (t) {
 	case JSON_STRING:	return "a string";
@@ -58,7 +47,7 @@ static const char *type_name(json_type t)
 	return "a value";
 }
 
-static bool type_ok(json_type want, const json_t *v)
+static bool ctl_type_ok(json_type want, const json_t *v)
 {
 	switch (want) {
 	case JSON_REAL:		return json_is_number(v);
@@ -68,7 +57,7 @@ static bool type_ok(json_type want, const json_t *v)
 	}
 }
 
-static const struct ctl_arg *arg_find(const struct ctl_cmd_entry *e, const char *name)
+static const struct ctl_arg *ctl_arg_find(const struct ctl_cmd_entry *e, const char *name)
 {
 	for (const struct ctl_arg *a = e->args; a && a->name; a++)
 		if (strcmp(a->name, name) == 0)
@@ -78,7 +67,7 @@ static const struct ctl_arg *arg_find(const struct ctl_cmd_entry *e, const char 
 
 /* Unknown arguments are refused rather than ignored: a typo ("timout")
  * or a newer client talking to an older daemon should hear about it. */
-static int check_args(const struct ctl_cmd_entry *e, json_t *obj, char *msg, size_t msglen)
+static int ctl_check_args(const struct ctl_cmd_entry *e, json_t *obj, char *msg, size_t msglen)
 {
 	const char *key;
 	json_t *v;
@@ -86,20 +75,20 @@ static int check_args(const struct ctl_cmd_entry *e, json_t *obj, char *msg, siz
 	json_object_foreach(obj, key, v) {
 		if (strcmp(key, "cmd") == 0)
 			continue;
-		const struct ctl_arg *a = arg_find(e, key);
+		const struct ctl_arg *a = ctl_arg_find(e, key);
 		if (!a)
-			return set_msg(msg, msglen, -EINVAL,
+			return vd_errmsg(msg, msglen, -EINVAL,
 				       "%s: unknown argument \"%.64s\"; usage: %s",
 				       e->name, key, e->usage);
-		if (!type_ok(a->type, v))
-			return set_msg(msg, msglen, -EINVAL,
+		if (!ctl_type_ok(a->type, v))
+			return vd_errmsg(msg, msglen, -EINVAL,
 				       "%s: argument \"%s\" must be %s, not %s",
-				       e->name, a->name, type_name(a->type),
-				       type_name(json_typeof(v)));
+				       e->name, a->name, ctl_type_name(a->type),
+				       ctl_type_name(json_typeof(v)));
 	}
 	for (const struct ctl_arg *a = e->args; a && a->name; a++)
 		if (a->required && !json_object_get(obj, a->name))
-			return set_msg(msg, msglen, -EINVAL,
+			return vd_errmsg(msg, msglen, -EINVAL,
 				       "%s: missing argument \"%s\"; usage: %s",
 				       e->name, a->name, e->usage);
 	return 0;
@@ -118,42 +107,42 @@ int ctl_parse_request(const char *line, size_t len,
 	*entry = NULL;
 	*args = NULL;
 	if (len >= CTL_LINE_MAX)
-		return set_msg(msg, msglen, -EMSGSIZE,
+		return vd_errmsg(msg, msglen, -EMSGSIZE,
 			       "request longer than %d bytes", CTL_LINE_MAX - 1);
 	/* One line holds one object: JSON_DISABLE_EOF_CHECK would let
 	 * "{}{}" through.  A NUL inside the line is an error too. */
 	if (memchr(line, '\0', len))
-		return set_msg(msg, msglen, -EINVAL, "request contains a NUL byte");
+		return vd_errmsg(msg, msglen, -EINVAL, "request contains a NUL byte");
 	obj = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!obj)
-		return set_msg(msg, msglen, -EINVAL,
+		return vd_errmsg(msg, msglen, -EINVAL,
 			       "request is not valid JSON: %s (at byte %d)",
 			       jerr.text, jerr.position);
 	if (!json_is_object(obj)) {
-		err = set_msg(msg, msglen, -EINVAL,
+		err = vd_errmsg(msg, msglen, -EINVAL,
 			      "request must be a JSON object like {\"cmd\":\"info\"}, not %s",
-			      type_name(json_typeof(obj)));
+			      ctl_type_name(json_typeof(obj)));
 		goto err;
 	}
 	cmd = json_object_get(obj, "cmd");
 	if (!cmd) {
-		err = set_msg(msg, msglen, -EINVAL, "request has no \"cmd\"");
+		err = vd_errmsg(msg, msglen, -EINVAL, "request has no \"cmd\"");
 		goto err;
 	}
 	if (!json_is_string(cmd)) {
-		err = set_msg(msg, msglen, -EINVAL, "\"cmd\" must be a string, not %s",
-			      type_name(json_typeof(cmd)));
+		err = vd_errmsg(msg, msglen, -EINVAL, "\"cmd\" must be a string, not %s",
+			      ctl_type_name(json_typeof(cmd)));
 		goto err;
 	}
 	e = ctl_cmd_find(table, json_string_value(cmd));
 	if (!e) {
 		/* ENOSYS, not EINVAL: a client can tell "this daemon is too
 		 * old for that command" from "I sent garbage". */
-		err = set_msg(msg, msglen, -ENOSYS, "unknown command \"%.64s\"",
+		err = vd_errmsg(msg, msglen, -ENOSYS, "unknown command \"%.64s\"",
 			      json_string_value(cmd));
 		goto err;
 	}
-	err = check_args(e, obj, msg, msglen);
+	err = ctl_check_args(e, obj, msg, msglen);
 	if (err)
 		goto err;
 	*entry = e;
@@ -216,7 +205,7 @@ bool ctl_arg_number(const struct ctl_request *req, const char *name, double *out
 	return true;
 }
 
-static char *dump_line(json_t *obj, size_t *len)
+static char *ctl_dump_line(json_t *obj, size_t *len)
 {
 	char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	size_t n;
@@ -266,7 +255,7 @@ char *ctl_error_line(int err, const char *message, size_t *len)
 						  strerror(err < 0 ? -err : err)));
 	if (!obj)
 		return NULL;
-	line = dump_line(obj, len);
+	line = ctl_dump_line(obj, len);
 	json_decref(obj);
 	return line;
 }
@@ -288,7 +277,7 @@ char *ctl_reply_line(struct ctl_request *req, int err, size_t *len)
 		json_object_foreach(req->reply, key, v)
 			if (strcmp(key, "ok") != 0)
 				json_object_set(obj, key, v);
-	line = dump_line(obj, len);
+	line = ctl_dump_line(obj, len);
 	json_decref(obj);
 	return line;
 }

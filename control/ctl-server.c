@@ -23,8 +23,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "control/ctl-int.h"
-#include "daemon/log.h"
+#include "common/log.h"
 
 enum {
 	CTL_MAX_CLIENTS = 64,
@@ -69,12 +70,12 @@ struct ctl_server {
 	struct log_ratelimit refuse_rl;
 };
 
-static void client_process(struct ctl_client *c);
-static bool client_check_close(struct ctl_client *c);
+static void ctl_client_process(struct ctl_client *c);
+static bool ctl_client_check_close(struct ctl_client *c);
 
 /* ---- requests ---- */
 
-static struct ctl_request *request_new(struct ctl_client *c)
+static struct ctl_request *ctl_request_new(struct ctl_client *c)
 {
 	struct ctl_request *req = calloc(1, sizeof(*req));
 
@@ -97,7 +98,7 @@ static void ctl_request_free(struct ctl_request *req)
 	free(req);
 }
 
-static void running_add(struct ctl_server *srv, struct ctl_request *req)
+static void ctl_running_add(struct ctl_server *srv, struct ctl_request *req)
 {
 	req->prev = NULL;
 	req->next = srv->running;
@@ -106,7 +107,7 @@ static void running_add(struct ctl_server *srv, struct ctl_request *req)
 	srv->running = req;
 }
 
-static void running_del(struct ctl_server *srv, struct ctl_request *req)
+static void ctl_running_del(struct ctl_server *srv, struct ctl_request *req)
 {
 	if (req->prev)
 		req->prev->next = req->next;
@@ -117,7 +118,7 @@ static void running_del(struct ctl_server *srv, struct ctl_request *req)
 	req->next = req->prev = NULL;
 }
 
-static void schedule_shutdown(struct ctl_server *srv)
+static void ctl_schedule_shutdown(struct ctl_server *srv)
 {
 	/* From a fresh loop iteration, not from inside a client callback:
 	 * the daemon's shutdown may free this server. */
@@ -125,7 +126,7 @@ static void schedule_shutdown(struct ctl_server *srv)
 		event_active(srv->shutdown_ev, EV_TIMEOUT, 1);
 }
 
-static void shutdown_cb(evutil_socket_t fd, short what, void *arg)
+static void ctl_shutdown_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ctl_server *srv = arg;
 
@@ -137,7 +138,7 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Queues the reply line; a client without memory for it is closed. */
-static void client_reply(struct ctl_client *c, struct ctl_request *req, int err)
+static void ctl_client_reply(struct ctl_client *c, struct ctl_request *req, int err)
 {
 	size_t len = 0;
 	char *line = ctl_reply_line(req, err, &len);
@@ -164,28 +165,28 @@ void ctl_request_complete(struct ctl_request *req, int err)
 		return;
 	}
 	if (req->srv)
-		running_del(req->srv, req);
+		ctl_running_del(req->srv, req);
 	if (c) {
 		c->busy = NULL;
-		client_reply(c, req, err);
+		ctl_client_reply(c, req, err);
 	}
 	ctl_request_free(req);
 	if (c) {
-		client_process(c);
-		client_check_close(c);
+		ctl_client_process(c);
+		ctl_client_check_close(c);
 	}
 }
 
 /* ---- clients ---- */
 
-static void client_free(struct ctl_client *c)
+static void ctl_client_free(struct ctl_client *c)
 {
 	struct ctl_server *srv = c->srv;
 
 	if (c->busy)
 		c->busy->client = NULL;	/* the command finds it gone */
 	if (c->shutdown_after_write)
-		schedule_shutdown(srv);
+		ctl_schedule_shutdown(srv);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -198,17 +199,17 @@ static void client_free(struct ctl_client *c)
 	free(c);
 }
 
-static bool client_check_close(struct ctl_client *c)
+static bool ctl_client_check_close(struct ctl_client *c)
 {
 	if (!c->closing || evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
 		return false;
-	client_free(c);
+	ctl_client_free(c);
 	return true;
 }
 
 /* Ends a client that broke the protocol: tell it why, then close once the
  * message is out. */
-static void client_fail(struct ctl_client *c, int err, const char *why)
+static void ctl_client_fail(struct ctl_client *c, int err, const char *why)
 {
 	size_t len;
 	char *line = ctl_error_line(err, why, &len);
@@ -222,21 +223,21 @@ static void client_fail(struct ctl_client *c, int err, const char *why)
 	bufferevent_disable(c->bev, EV_READ);
 }
 
-static void client_run_line(struct ctl_client *c, const char *line, size_t len)
+static void ctl_client_run_line(struct ctl_client *c, const char *line, size_t len)
 {
 	struct ctl_server *srv = c->srv;
 	struct ctl_request *req;
 	int r;
 
-	req = request_new(c);
+	req = ctl_request_new(c);
 	if (!req) {
-		client_fail(c, -ENOMEM, "out of memory");
+		ctl_client_fail(c, -ENOMEM, "out of memory");
 		return;
 	}
 	/* Busy before the command runs: an async command whose callback
 	 * fires early still finds a consistent client. */
 	c->busy = req;
-	running_add(srv, req);
+	ctl_running_add(srv, req);
 	req->in_exec = true;
 	req->log_pid = c->pid;
 	r = ctl_dispatch(req, srv->table, line, len);
@@ -251,14 +252,14 @@ static void client_run_line(struct ctl_client *c, const char *line, size_t len)
 			"control: pid %ld: %s", (long)c->pid, req->msg);
 	if (r == CTL_ASYNC)
 		return;
-	running_del(srv, req);
+	ctl_running_del(srv, req);
 	c->busy = NULL;
-	client_reply(c, req, r);
+	ctl_client_reply(c, req, r);
 	ctl_request_free(req);
 }
 
 /* Runs the complete lines waiting in the input buffer, one at a time. */
-static void client_process(struct ctl_client *c)
+static void ctl_client_process(struct ctl_client *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -274,7 +275,7 @@ static void client_process(struct ctl_client *c)
 		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			if (evbuffer_get_length(in) >= CTL_LINE_MAX) {
-				client_fail(c, -EMSGSIZE, "request line longer than 65535 bytes");
+				ctl_client_fail(c, -EMSGSIZE, "request line longer than 65535 bytes");
 				return;
 			}
 			if (c->read_eof) {
@@ -292,12 +293,12 @@ static void client_process(struct ctl_client *c)
 		}
 		len = (size_t)eol.pos;
 		if (len + eol_len > CTL_LINE_MAX) {
-			client_fail(c, -EMSGSIZE, "request line longer than 65535 bytes");
+			ctl_client_fail(c, -EMSGSIZE, "request line longer than 65535 bytes");
 			return;
 		}
 		line = (char *)evbuffer_pullup(in, (ev_ssize_t)(len + eol_len));
 		if (!line && len + eol_len > 0) {
-			client_fail(c, -ENOMEM, "out of memory");
+			ctl_client_fail(c, -ENOMEM, "out of memory");
 			return;
 		}
 		c->last_active_ns = vd_now_ns();
@@ -305,7 +306,7 @@ static void client_process(struct ctl_client *c)
 			len--;			/* telnet, socat CRLF */
 		if (len > 0) {
 			c->spoke = true;
-			client_run_line(c, line, len);
+			ctl_client_run_line(c, line, len);
 		}
 		/* The command never touches the input buffer: the line is
 		 * still where pullup left it. */
@@ -313,37 +314,37 @@ static void client_process(struct ctl_client *c)
 	}
 }
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void ctl_client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client *c = arg;
 
-	client_process(c);
-	client_check_close(c);
+	ctl_client_process(c);
+	ctl_client_check_close(c);
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void ctl_client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct ctl_client *c = arg;
 
 	/* The output is empty: the reply to shutdown is out. */
 	if (c->shutdown_after_write) {
 		c->shutdown_after_write = false;
-		schedule_shutdown(c->srv);
+		ctl_schedule_shutdown(c->srv);
 	}
-	client_process(c);	/* it may have stopped on CTL_OUT_MAX */
-	client_check_close(c);
+	ctl_client_process(c);	/* it may have stopped on CTL_OUT_MAX */
+	ctl_client_check_close(c);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void ctl_client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct ctl_client *c = arg;
 
 	if (what & BEV_EVENT_EOF) {
 		c->read_eof = true;
-		client_process(c);
+		ctl_client_process(c);
 		if (!c->busy)
 			c->closing = true;
-		client_check_close(c);
+		ctl_client_check_close(c);
 		return;
 	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING) &&
@@ -355,14 +356,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT)
 		log_msg(LOG_LVL_DEBUG, "control: client %u: %s timeout", c->id,
 			what & BEV_EVENT_READING ? "idle" : "write");
-	client_free(c);
+	ctl_client_free(c);
 }
 
 /* ---- accepting ---- */
 
 /* Best effort for a client we are about to drop: a fresh socket's buffer
  * always has room for one short line. */
-static void send_error_now(int fd, int err, const char *msg)
+static void ctl_send_error_now(int fd, int err, const char *msg)
 {
 	size_t len;
 	char *line = ctl_error_line(err, msg, &len);
@@ -377,7 +378,7 @@ static void send_error_now(int fd, int err, const char *msg)
 /* The victim when the table is full: the longest idle client that is not
  * running a command, preferring those that never sent a request (the
  * idle-connection flood) over real ones (a stats --watch). */
-static struct ctl_client *pick_victim(struct ctl_server *srv)
+static struct ctl_client *ctl_pick_victim(struct ctl_server *srv)
 {
 	struct ctl_client *best = NULL;
 
@@ -391,7 +392,7 @@ static struct ctl_client *pick_victim(struct ctl_server *srv)
 	return best;
 }
 
-static bool peer_allowed(struct ctl_server *srv, int fd, struct ucred *cred)
+static bool ctl_peer_allowed(struct ctl_server *srv, int fd, struct ucred *cred)
 {
 	socklen_t len = sizeof(*cred);
 
@@ -402,14 +403,14 @@ static bool peer_allowed(struct ctl_server *srv, int fd, struct ucred *cred)
 	return cred->uid == 0 || cred->uid == srv->uid;
 }
 
-static void accept_one(struct ctl_server *srv, int fd)
+static void ctl_accept_one(struct ctl_server *srv, int fd)
 {
 	struct ucred cred = { 0 };
 	struct ctl_client *c;
 	struct timeval rtv = { CTL_IDLE_TIMEOUT_S, 0 };
 	struct timeval wtv = { CTL_WRITE_TIMEOUT_S, 0 };
 
-	if (!peer_allowed(srv, fd, &cred)) {
+	if (!ctl_peer_allowed(srv, fd, &cred)) {
 		char msg[160];
 
 		if (log_ratelimit_ok(&srv->refuse_rl))
@@ -417,27 +418,27 @@ static void accept_one(struct ctl_server *srv, int fd)
 				(long)cred.pid, (long)cred.uid, (long)srv->uid);
 		snprintf(msg, sizeof(msg), "permission denied: only root or uid %ld "
 			 "may use this control socket", (long)srv->uid);
-		send_error_now(fd, -EPERM, msg);
+		ctl_send_error_now(fd, -EPERM, msg);
 		close(fd);
 		return;
 	}
 	if (srv->nr_clients >= CTL_MAX_CLIENTS) {
-		struct ctl_client *victim = pick_victim(srv);
+		struct ctl_client *victim = ctl_pick_victim(srv);
 
 		if (!victim) {
 			if (log_ratelimit_ok(&srv->refuse_rl))
 				log_msg(LOG_LVL_WARN, "control: %d clients busy; refusing pid %ld",
 					CTL_MAX_CLIENTS, (long)cred.pid);
-			send_error_now(fd, -EAGAIN, "too many control clients; try again later");
+			ctl_send_error_now(fd, -EAGAIN, "too many control clients; try again later");
 			close(fd);
 			return;
 		}
 		if (log_ratelimit_ok(&srv->refuse_rl))
 			log_msg(LOG_LVL_NOTICE, "control: %d clients; closing the longest "
 				"idle (pid %ld)", CTL_MAX_CLIENTS, (long)victim->pid);
-		send_error_now(bufferevent_getfd(victim->bev), -ETIMEDOUT,
+		ctl_send_error_now(bufferevent_getfd(victim->bev), -ETIMEDOUT,
 			       "closed: too many control clients, this one was the longest idle");
-		client_free(victim);
+		ctl_client_free(victim);
 	}
 
 	c = calloc(1, sizeof(*c));
@@ -457,7 +458,7 @@ static void accept_one(struct ctl_server *srv, int fd)
 	srv->clients = c;
 	srv->nr_clients++;
 
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_setcb(c->bev, ctl_client_read_cb, ctl_client_write_cb, ctl_client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, CTL_LINE_MAX);
 	bufferevent_set_timeouts(c->bev, &rtv, &wtv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -465,7 +466,7 @@ static void accept_one(struct ctl_server *srv, int fd)
 			      "\",\"protocol\":1}}\n",
 			      strlen("{\"vdiskd\":{\"version\":\"" VDISKD_VERSION
 				     "\",\"protocol\":1}}\n")) < 0) {
-		client_free(c);
+		ctl_client_free(c);
 		return;
 	}
 	log_msg(LOG_LVL_DEBUG, "control: client %u: pid %ld uid %ld", c->id,
@@ -477,7 +478,7 @@ err:
 	close(fd);
 }
 
-static void accept_cb(evutil_socket_t lfd, short what, void *arg)
+static void ctl_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct ctl_server *srv = arg;
 
@@ -485,7 +486,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd >= 0) {
-			accept_one(srv, fd);
+			ctl_accept_one(srv, fd);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
@@ -506,7 +507,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 	}
 }
 
-static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+static void ctl_accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ctl_server *srv = arg;
 
@@ -517,7 +518,7 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 
 /* 1: a daemon answers at path; 0: nothing there (or a dead socket);
  * -errno: something else is at path. */
-static int probe_existing(const char *path)
+static int ctl_probe_existing(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -540,7 +541,7 @@ static int probe_existing(const char *path)
 /* Puts the bound socket at tmp under path without ever clobbering a live
  * daemon's socket: link() fails if path exists, so two daemons starting at
  * once cannot both win.  A stale socket is removed and the link retried. */
-static int install_socket(const char *tmp, const char *path)
+static int ctl_install_socket(const char *tmp, const char *path)
 {
 	for (int tries = 0; tries < 3; tries++) {
 		int r;
@@ -551,7 +552,7 @@ static int install_socket(const char *tmp, const char *path)
 			/* A filesystem without hard links: rename is still
 			 * atomic, only the race above is lost. */
 			if (errno == EPERM || errno == ENOTSUP || errno == EOPNOTSUPP) {
-				r = probe_existing(path);
+				r = ctl_probe_existing(path);
 				if (r == 1)
 					return -EADDRINUSE;
 				if (r < 0)
@@ -560,7 +561,7 @@ static int install_socket(const char *tmp, const char *path)
 			}
 			return -errno;
 		}
-		r = probe_existing(path);
+		r = ctl_probe_existing(path);
 		if (r == 1)
 			return -EADDRINUSE;
 		if (r < 0)
@@ -572,7 +573,7 @@ static int install_socket(const char *tmp, const char *path)
 	return -EADDRINUSE;
 }
 
-static int listen_at(const char *path, int *fdp, dev_t *dev, ino_t *ino)
+static int ctl_listen_at(const char *path, int *fdp, dev_t *dev, ino_t *ino)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char tmp[sizeof(sa.sun_path) + 32];
@@ -594,7 +595,7 @@ static int listen_at(const char *path, int *fdp, dev_t *dev, ino_t *ino)
 	 * while the mode is the umask's. */
 	if (chmod(tmp, 0600) < 0 || listen(fd, 128) < 0)
 		goto err_unlink;
-	r = install_socket(tmp, path);
+	r = ctl_install_socket(tmp, path);
 	unlink(tmp);
 	if (r < 0)
 		goto err_r;
@@ -640,16 +641,16 @@ int ctl_server_create(struct event_base *base, const char *path,
 		r = -ENOMEM;
 		goto err;
 	}
-	srv->accept_retry_ev = evtimer_new(base, accept_retry_cb, srv);
-	srv->shutdown_ev = evtimer_new(base, shutdown_cb, srv);
+	srv->accept_retry_ev = evtimer_new(base, ctl_accept_retry_cb, srv);
+	srv->shutdown_ev = evtimer_new(base, ctl_shutdown_cb, srv);
 	if (!srv->accept_retry_ev || !srv->shutdown_ev) {
 		r = -ENOMEM;
 		goto err;
 	}
-	r = listen_at(path, &srv->fd, &srv->dev, &srv->ino);
+	r = ctl_listen_at(path, &srv->fd, &srv->dev, &srv->ino);
 	if (r < 0)
 		goto err;	/* the caller says why: -EADDRINUSE is "in use" */
-	srv->accept_ev = event_new(base, srv->fd, EV_READ | EV_PERSIST, accept_cb, srv);
+	srv->accept_ev = event_new(base, srv->fd, EV_READ | EV_PERSIST, ctl_accept_cb, srv);
 	if (!srv->accept_ev || event_add(srv->accept_ev, NULL) < 0) {
 		r = -ENOMEM;
 		goto err;
@@ -670,11 +671,11 @@ void ctl_server_free(struct ctl_server *srv)
 	if (!srv)
 		return;
 	while (srv->clients)
-		client_free(srv->clients);
+		ctl_client_free(srv->clients);
 	/* Commands still running keep their request; they find it with
 	 * no client and no server and just free it. */
 	while ((req = srv->running)) {
-		running_del(srv, req);
+		ctl_running_del(srv, req);
 		req->srv = NULL;
 		req->d = NULL;
 		if (req->cancel)

@@ -4,13 +4,14 @@
 
 struct event_base;
 struct vbd;
-struct nbd_server;
 struct ctl_server;
 
-/* What the control server needs from the daemon beyond the vbd. */
+/* What the control server needs from the daemon beyond the vbd.  The
+ * server keeps a copy; the strings must outlive it. */
 struct ctl_daemon {
 	struct vbd *vbd;
-	struct nbd_server *nbd;		/* for listen addresses, connections */
+	const char *const *listen;	/* the frontends' addresses, for info */
+	unsigned nr_listen;
 	void (*shutdown)(void *arg);	/* same as SIGTERM */
 	void *arg;
 };

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "drivers/driver.h"
 #include "daemon/config.h"
 
 typedef int cfg_parse_fn(struct vd_config *cfg, const char *value, char *msg,
@@ -103,9 +104,9 @@ static int cfg_cache(struct vd_config *cfg, const char *value, char *msg,
 		     size_t msglen)
 {
 	if (strcmp(value, "none") == 0)
-		cfg->cache = VD_CACHE_NONE;
+		cfg->cache = VBD_CACHE_NONE;
 	else if (strcmp(value, "writeback") == 0)
-		cfg->cache = VD_CACHE_WRITEBACK;
+		cfg->cache = VBD_CACHE_WRITEBACK;
 	else {
 		snprintf(msg, msglen, "'%s' is not none or writeback", value);
 		return -EINVAL;
@@ -195,7 +196,7 @@ static const struct cfg_entry *cfg_lookup(const char *name)
 
 /* Length of the UTF-8 sequence at p (at most n bytes), 0 if malformed.
  * Overlong forms, surrogates and values past U+10FFFF are malformed. */
-static size_t utf8_len(const unsigned char *p, size_t n)
+static size_t cfg_utf8_len(const unsigned char *p, size_t n)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t len;
@@ -248,7 +249,7 @@ static int cfg_check_text(const unsigned char *p, size_t n, size_t limit,
 				 "(binary file?)", c, i + 1);
 			return -EINVAL;
 		}
-		len = utf8_len(p + i, n - i);
+		len = cfg_utf8_len(p + i, n - i);
 		if (!len) {
 			snprintf(msg, msglen, "byte 0x%02x at column %zu is not UTF-8 "
 				 "text (binary file?)", c, i + 1);

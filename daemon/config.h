@@ -10,9 +10,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "daemon/options.h"
-#include "drivers/driver.h"
+#include "core/vbd.h"
 
 enum {
 	CFG_MAX_LINE = 4096,		/* bytes in a line, without the newline */
@@ -43,7 +43,7 @@ struct vd_config {
 	unsigned nr_listen;
 	char *control;
 	bool read_only;
-	enum vd_cache cache;
+	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
 	enum log_level log_level;

@@ -9,12 +9,12 @@
 #include <unistd.h>
 
 #include "control/ctl.h"
-#include "daemon/log.h"
+#include "common/log.h"
 #include "daemon/options.h"
 #include "daemon/sd-notify.h"
 #include "daemon/socket-activation.h"
 #include "daemon/status.h"
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 #include "daemon/watchdog.h"
 #include "frontends/nbd.h"
 
@@ -26,6 +26,7 @@ struct daemon {
 	struct vbd *vbd;
 	struct nbd_server *nbd;
 	struct ctl_server *ctl;
+	const char **listen;		/* the NBD server's, for info */
 	struct event *sig_ev[3];
 	struct event *stop_timer;
 	struct sd_watchdog *watchdog;
@@ -216,7 +217,13 @@ static int daemon_start(struct daemon *d)
 		}
 	}
 	cd.vbd = d->vbd;
-	cd.nbd = d->nbd;
+	cd.nr_listen = nbd_server_nr_listeners(d->nbd);
+	d->listen = calloc(cd.nr_listen + 1, sizeof(*d->listen));
+	if (!d->listen)
+		return -ENOMEM;
+	for (unsigned i = 0; i < cd.nr_listen; i++)
+		d->listen[i] = nbd_server_listener(d->nbd, i);
+	cd.listen = d->listen;
 	r = ctl_server_create(d->base, d->opt.control, &cd, &d->ctl);
 	if (r < 0) {
 		if (r == -EADDRINUSE)
@@ -252,6 +259,7 @@ static void daemon_free(struct daemon *d)
 		event_free(d->stop_timer);
 	if (d->base)
 		event_base_free(d->base);
+	free(d->listen);
 	vd_options_free(&d->opt);
 }
 

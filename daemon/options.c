@@ -10,7 +10,7 @@
 
 #include "daemon/config.h"
 #include "daemon/options.h"
-#include "daemon/rundir.h"
+#include "common/rundir.h"
 
 static const char usage_text[] =
 "usage: vdiskd [OPTIONS] IMAGE\n"
@@ -36,7 +36,7 @@ static const char usage_text[] =
 "\n"
 "For the ram driver IMAGE is a size: vdiskd -d ram 1G\n";
 
-static int parse_uint(const char *opt, const char *s, unsigned min, unsigned max,
+static int options_parse_uint(const char *opt, const char *s, unsigned min, unsigned max,
 		      unsigned *out)
 {
 	char *end;
@@ -97,7 +97,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	int c;
 
 	memset(o, 0, sizeof(*o));
-	o->cache = VD_CACHE_NONE;
+	o->cache = VBD_CACHE_NONE;
 	o->queue_depth = 128;
 	o->max_connections = 128;
 	o->log_level = LOG_LVL_INFO;
@@ -119,9 +119,9 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		case 'r': o->read_only = true; break;
 		case OPT_CACHE:
 			if (strcmp(optarg, "none") == 0)
-				o->cache = VD_CACHE_NONE;
+				o->cache = VBD_CACHE_NONE;
 			else if (strcmp(optarg, "writeback") == 0)
-				o->cache = VD_CACHE_WRITEBACK;
+				o->cache = VBD_CACHE_WRITEBACK;
 			else {
 				fprintf(stderr, "vdiskd: --cache: '%s' is not none or writeback\n",
 					optarg);
@@ -130,13 +130,13 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_CACHE;
 			break;
 		case OPT_QUEUE_DEPTH:
-			if (parse_uint("--queue-depth", optarg, 1, VD_MAX_QUEUE_DEPTH,
+			if (options_parse_uint("--queue-depth", optarg, 1, VD_MAX_QUEUE_DEPTH,
 				       &o->queue_depth))
 				return VD_OPT_BAD;
 			o->set |= VD_SET_QUEUE_DEPTH;
 			break;
 		case OPT_MAX_CONN:
-			if (parse_uint("--max-connections", optarg, 1, VD_MAX_CONNECTIONS,
+			if (options_parse_uint("--max-connections", optarg, 1, VD_MAX_CONNECTIONS,
 				       &o->max_connections))
 				return VD_OPT_BAD;
 			o->set |= VD_SET_MAX_CONNECTIONS;
@@ -188,7 +188,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	return VD_OPT_OK;
 }
 
-static char *own(struct vd_options *o, char *s)
+static char *options_own(struct vd_options *o, char *s)
 {
 	if (s && o->nr_owned < sizeof(o->owned) / sizeof(o->owned[0]))
 		o->owned[o->nr_owned++] = s;
@@ -219,7 +219,7 @@ int vd_options_finish(struct vd_options *o)
 		const char *base = strrchr(o->image, '/');
 		base = base ? base + 1 : o->image;
 		if (ram && asprintf((char **)&o->name, "ram-%s", o->image) >= 0)
-			own(o, (char *)o->name);
+			options_own(o, (char *)o->name);
 		else
 			o->name = base;
 	}
@@ -249,7 +249,7 @@ int vd_options_finish(struct vd_options *o)
 			r = -ENOMEM;
 			goto out;
 		}
-		o->listen[o->nr_listen++] = own(o, l);
+		o->listen[o->nr_listen++] = options_own(o, l);
 	}
 	if (!o->control) {
 		char *c;
@@ -257,7 +257,7 @@ int vd_options_finish(struct vd_options *o)
 			r = -ENOMEM;
 			goto out;
 		}
-		o->control = own(o, c);
+		o->control = options_own(o, c);
 	}
 out:
 	return r;

@@ -4,8 +4,8 @@
 
 #include <stdbool.h>
 
-#include "daemon/log.h"
-#include "drivers/driver.h"
+#include "common/log.h"
+#include "core/vbd.h"
 
 enum {
 	VD_MAX_LISTEN = 16,
@@ -32,7 +32,7 @@ struct vd_options {
 	unsigned nr_listen;
 	const char *control;		/* NULL: $RUNDIR/NAME.ctl */
 	bool read_only;
-	enum vd_cache cache;
+	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
 	bool foreground;

@@ -14,7 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "daemon/socket-activation.h"
 
 /* Digits only, no sign, no blanks: these come from a unit, and a typo

@@ -8,7 +8,7 @@
 
 #include "daemon/sd-notify.h"
 #include "daemon/status.h"
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 
 enum { STATUS_POLL_MS = 1000 };
 
@@ -18,7 +18,7 @@ static struct {
 	struct event *timer;
 } status;
 
-static const char *plural(unsigned long long n)
+static const char *status_plural(unsigned long long n)
 {
 	return n == 1 ? "" : "s";
 }
@@ -31,23 +31,23 @@ static void status_format(struct vbd *vbd, char *buf, size_t len)
 	if (status.stopping) {
 		snprintf(buf, len, "stopping: draining %llu request%s, %llu "
 			 "connection%s left", (unsigned long long)s.inflight,
-			 plural(s.inflight), (unsigned long long)s.connections,
-			 plural(s.connections));
+			 status_plural(s.inflight), (unsigned long long)s.connections,
+			 status_plural(s.connections));
 		return;
 	}
 	switch (s.state) {
 	case VBD_RUNNING:
 		snprintf(buf, len, "serving, %llu connection%s",
-			 (unsigned long long)s.connections, plural(s.connections));
+			 (unsigned long long)s.connections, status_plural(s.connections));
 		break;
 	case VBD_PAUSING:
 		snprintf(buf, len, "pausing: draining %llu request%s",
-			 (unsigned long long)s.inflight, plural(s.inflight));
+			 (unsigned long long)s.inflight, status_plural(s.inflight));
 		break;
 	case VBD_PAUSED:
 		snprintf(buf, len, "paused, %llu connection%s (%llu request%s held)",
-			 (unsigned long long)s.connections, plural(s.connections),
-			 (unsigned long long)s.held, plural(s.held));
+			 (unsigned long long)s.connections, status_plural(s.connections),
+			 (unsigned long long)s.held, status_plural(s.held));
 		break;
 	}
 }

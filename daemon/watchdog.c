@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "daemon/sd-notify.h"
 #include "daemon/watchdog.h"
 

@@ -1,10 +1,35 @@
-/* The driver operations table: one per image format.
+/* The driver interface: one operations table per image format, and the
+ * rules every driver keeps.
  *
- * A data-path op either returns a negative errno at once (nothing was
- * started, the caller completes the request) or returns 0 and later calls
- * vd_io_complete(io, err) exactly once, on the main thread.  The vbd core
- * (daemon/vbd.c) checks ranges, alignment of buffers, read-only and the
- * capability flags before it calls an op, so drivers do not repeat it. */
+ * An open driver instance is a struct vd_image (drivers/image.c): the vbd
+ * owns one for its disk, and a driver may open others as read-only
+ * *backing* images (a VHD's parent, raw or VHD) and send them I/O the same
+ * way.  Everything below runs on the main thread.
+ *
+ * Rules of a data-path op (read, write, flush, trim, write_zeroes,
+ * block_status):
+ *
+ *  1. It returns a negative errno when nothing was started (the caller
+ *     completes the request with it), 1 when there was nothing to do and
+ *     the request is done with success, or 0 when the request was started:
+ *     then the driver calls vd_io_complete(io, err) exactly once, later or
+ *     even before the op returns (the vbd copes with both).
+ *  2. Checks are the caller's: range, zero length, read-only, capability
+ *     flags and buffer alignment (4096) are done once in the vbd, so
+ *     drivers do not repeat them.
+ *  3. Sub-I/Os: a driver may split one request into several, each with
+ *     its own completion.  vd_io_split_begin() takes a reference for the
+ *     issuing code, vd_io_hold() one per sub-I/O before it is issued,
+ *     vd_io_release(io, err) drops one; the request completes once, after
+ *     the last release, with the first error.  A sub-I/O sent to a backing
+ *     image is itself a struct vd_io, made with vd_io_child_init().
+ *  4. Completions come from any source the driver likes, as long as they
+ *     run on the main thread: the libaio queue (tiocb callbacks), the
+ *     queue's worker (TIOCB_CALL), or an event of its own on env->base
+ *     (an eventfd that a library signals from its threads).  No blocking
+ *     call on the main thread after open: what may block goes to the
+ *     queue's worker or to a thread of the driver's.
+ *  5. close() is called only when nothing is in flight. */
 #ifndef VD_DRIVER_H
 #define VD_DRIVER_H
 
@@ -14,6 +39,7 @@
 
 #include "queue/tiocb.h"
 
+struct event_base;
 struct tqueue;
 
 enum vd_cache {
@@ -26,7 +52,14 @@ struct vd_open_opts {
 	enum vd_cache cache;
 };
 
-/* What a driver tells the vbd about an open image. */
+/* What a driver instance may use besides its image (copy what you keep:
+ * the struct itself may be on the caller's stack). */
+struct vd_env {
+	struct event_base *base;	/* the main loop */
+	struct tqueue *q;		/* the libaio queue and its worker */
+};
+
+/* What a driver tells its user about an open image. */
 struct vd_info {
 	uint64_t size;			/* bytes */
 	uint32_t logical_block;		/* smallest unit served without RMW */
@@ -42,6 +75,15 @@ struct vd_info {
 	bool direct;			/* O_DIRECT in effect */
 };
 
+enum vd_op {
+	VD_OP_READ,
+	VD_OP_WRITE,
+	VD_OP_FLUSH,
+	VD_OP_TRIM,
+	VD_OP_WRITE_ZEROES,
+	VD_OP_BLOCK_STATUS,
+};
+
 enum vd_io_flags {
 	VD_IO_FUA = 1u << 0,
 	VD_IO_NO_HOLE = 1u << 1,	/* WRITE_ZEROES must allocate */
@@ -49,7 +91,7 @@ enum vd_io_flags {
 	VD_IO_REQ_ONE = 1u << 3,	/* BLOCK_STATUS: one extent is enough */
 };
 
-/* BLOCK_STATUS output, NBD base:allocation semantics. */
+/* BLOCK_STATUS output: holes read as zeroes, zeroes may be allocated. */
 enum vd_extent_flags {
 	VD_EXTENT_HOLE = 1u << 0,
 	VD_EXTENT_ZERO = 1u << 1,
@@ -61,6 +103,7 @@ struct vd_extent {
 
 /* One data-path request as a driver sees it. */
 struct vd_io {
+	enum vd_op op;
 	uint64_t offset;
 	uint64_t len;		/* READ/WRITE <= 32 MiB; others up to 4 GiB */
 	unsigned flags;		/* enum vd_io_flags */
@@ -72,8 +115,14 @@ struct vd_io {
 	unsigned nr_extents;
 	unsigned max_extents;
 
-	/* Set by the vbd; the driver calls vd_io_complete(). */
+	/* Set by whoever sends the request; the driver calls
+	 * vd_io_complete() (or vd_io_release() once split). */
 	void (*complete)(struct vd_io *io, int err);
+	struct vd_io *parent;	/* a child's request (vd_io_child_init) */
+
+	/* Sub-I/O accounting (rule 3). */
+	unsigned refs;
+	int first_err;
 
 	/* Driver scratch: one tiocb covers the common case. */
 	struct tiocb tiocb;
@@ -86,6 +135,27 @@ static inline void vd_io_complete(struct vd_io *io, int err)
 	io->complete(io, err);
 }
 
+/* Rule 3.  Begin before the first sub-I/O; the issuing code then ends
+ * with vd_io_release(io, err) for its own reference. */
+static inline void vd_io_split_begin(struct vd_io *io)
+{
+	io->refs = 1;
+	io->first_err = 0;
+}
+
+static inline void vd_io_hold(struct vd_io *io)
+{
+	io->refs++;
+}
+
+void vd_io_release(struct vd_io *io, int err);
+
+/* Makes child a sub-I/O of parent covering [offset, offset+len) with buf
+ * (holds parent): when the child completes, parent is released with its
+ * result.  Send it to a backing image with vd_image_submit(). */
+void vd_io_child_init(struct vd_io *child, struct vd_io *parent, enum vd_op op,
+		      uint64_t offset, uint64_t len, void *buf);
+
 struct vd_driver {
 	const char *name;
 	/* Optional: true when the open fd holds this format (vhd footer). */
@@ -93,11 +163,11 @@ struct vd_driver {
 	/* image is a path (ram: a size).  Fills *info; *priv is handed back
 	 * to every other op. */
 	int (*open)(const char *image, const struct vd_open_opts *opts,
-		    struct tqueue *q, struct vd_info *info, void **priv);
+		    const struct vd_env *env, struct vd_info *info, void **priv);
 	void (*close)(void *priv);
 	int (*read)(void *priv, struct vd_io *io);
 	int (*write)(void *priv, struct vd_io *io);
-	int (*flush)(void *priv, struct vd_io *io);
+	int (*flush)(void *priv, struct vd_io *io);		/* optional */
 	int (*trim)(void *priv, struct vd_io *io);		/* optional */
 	int (*write_zeroes)(void *priv, struct vd_io *io);	/* optional */
 	int (*block_status)(void *priv, struct vd_io *io);	/* optional */
@@ -108,19 +178,32 @@ extern const struct vd_driver vd_ram_driver;
 
 /* drivers/registry.c */
 const struct vd_driver *vd_driver_find(const char *name);
-/* Picks the driver for an image path: VHD footer, else raw. */
+/* Picks the driver for an image path: a format that claims it, else raw. */
 const struct vd_driver *vd_driver_detect(const char *image);
-/* "raw, ram, vhd" for messages. */
+/* "raw, ram" for messages, from the table. */
 const char *vd_driver_names(void);
+
+/* drivers/image.c: an open driver instance. */
+struct vd_image;
+
+/* Opens image with the named driver (NULL: detect).  Fills in defaults the
+ * driver left out (block sizes) and forces read_only from opts. */
+int vd_image_open(const char *image, const char *driver, const struct vd_open_opts *opts,
+		  const struct vd_env *env, struct vd_image **out);
+void vd_image_close(struct vd_image *img);
+const struct vd_info *vd_image_info(const struct vd_image *img);
+const struct vd_driver *vd_image_driver(const struct vd_image *img);
+
+/* Sends io (op and its fields filled, complete set) to the image's
+ * driver.  Returns as a driver op does (rule 1): an op the driver lacks
+ * is -EOPNOTSUPP (trim, write zeroes) or 1 (flush; block status, meaning
+ * "no answer": the caller assumes data). */
+int vd_image_submit(struct vd_image *img, struct vd_io *io);
 
 /* drivers/extent.c: appends n bytes of one kind to io's extent list,
  * merging with the last entry of the same kind.  False when the list
  * (max entries) is full or a length would overflow: a prefix is a valid
  * answer, so the caller stops there. */
 bool vd_extent_add(struct vd_io *io, unsigned max, uint32_t flags, uint64_t n);
-
-/* Parses a size: digits with an optional K/M/G/T/P suffix (powers of 1024,
- * optional "iB"/"B").  Rejects 0, negatives, junk and overflow. */
-int vd_parse_size(const char *s, uint64_t *out);
 
 #endif

@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
+#include "common/size.h"
 #include "drivers/driver.h"
 
 enum {
@@ -92,7 +93,7 @@ static uint64_t ram_span(uint64_t pos, uint64_t left)
 }
 
 static int ram_open(const char *image, const struct vd_open_opts *opts,
-		    struct tqueue *q, struct vd_info *info, void **priv)
+		    const struct vd_env *env, struct vd_info *info, void **priv)
 {
 	struct ram *r;
 	uint64_t size;

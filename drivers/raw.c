@@ -22,7 +22,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "drivers/raw-int.h"
 #include "queue/queue.h"
 
@@ -48,7 +48,7 @@ static long long raw_sysfs_queue(dev_t dev, const char *name)
 	return v;
 }
 
-static bool is_pow2(uint64_t v)
+static bool raw_is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
 }
@@ -80,9 +80,9 @@ static int raw_dev_geometry(struct raw *r, struct vd_info *info)
 		log_errno(LOG_LVL_ERR, errno, "raw: %s: BLKGETSIZE64", r->path);
 		return -errno;
 	}
-	if (ioctl(r->fd, BLKSSZGET, &lbs) < 0 || !is_pow2((unsigned)lbs))
+	if (ioctl(r->fd, BLKSSZGET, &lbs) < 0 || !raw_is_pow2((unsigned)lbs))
 		lbs = 512;
-	if (ioctl(r->fd, BLKPBSZGET, &pbs) < 0 || !is_pow2(pbs))
+	if (ioctl(r->fd, BLKPBSZGET, &pbs) < 0 || !raw_is_pow2(pbs))
 		pbs = 4096;
 	info->logical_block = (uint32_t)lbs;
 	info->physical_block = pbs;
@@ -99,7 +99,7 @@ static int raw_file_geometry(struct raw *r, const struct stat *st, struct vd_inf
 	r->size = (uint64_t)st->st_size;
 	r->align = 512;
 	r->mem_align = 512;
-	info->physical_block = is_pow2((uint64_t)st->st_blksize) &&
+	info->physical_block = raw_is_pow2((uint64_t)st->st_blksize) &&
 			       st->st_blksize > 4096 ? (uint32_t)st->st_blksize : 4096;
 	info->logical_block = 512;
 	/* No DIOALIGN answer (tmpfs, older kernels): 512 is the classic rule. */
@@ -108,11 +108,11 @@ static int raw_file_geometry(struct raw *r, const struct stat *st, struct vd_inf
 		return 0;
 	if (stx.stx_dio_offset_align == 0)
 		return raw_drop_direct(r, "the filesystem does not do O_DIRECT on it");
-	if (is_pow2(stx.stx_dio_offset_align)) {
+	if (raw_is_pow2(stx.stx_dio_offset_align)) {
 		r->align = stx.stx_dio_offset_align;
 		info->logical_block = r->align;
 	}
-	if (is_pow2(stx.stx_dio_mem_align))
+	if (raw_is_pow2(stx.stx_dio_mem_align))
 		r->mem_align = stx.stx_dio_mem_align;
 	return 0;
 }
@@ -200,7 +200,7 @@ static void raw_caps(struct raw *r, const struct stat *st,
 }
 
 static int raw_open(const char *image, const struct vd_open_opts *opts,
-		    struct tqueue *q, struct vd_info *info, void **priv)
+		    const struct vd_env *env, struct vd_info *info, void **priv)
 {
 	struct tq_fd_caps caps;
 	struct stat st;
@@ -211,7 +211,7 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 	if (!r)
 		return -ENOMEM;
 	r->fd = -1;
-	r->q = q;
+	r->q = env->q;
 	r->waiting_tail = &r->waiting;
 	r->path = strdup(image);
 	if (!r->path) {
@@ -272,7 +272,7 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 	info->direct = r->direct;
 	if (r->mem_align < 4096)
 		r->mem_align = 4096;	/* bounce buffers: page-aligned anyway */
-	tq_probe_fd(q, r->fd, &caps);
+	tq_probe_fd(r->q, r->fd, &caps);
 	*priv = r;
 	return 0;
 err:

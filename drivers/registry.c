@@ -1,12 +1,11 @@
-/* The driver registry: an explicit table of image formats, format
- * detection and the size parser the ram driver and the daemon share. */
-#include <ctype.h>
+/* The driver registry: an explicit table of image formats and format
+ * detection. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -35,7 +34,16 @@ const struct vd_driver *vd_driver_find(const char *name)
 
 const char *vd_driver_names(void)
 {
-	return "raw, ram";
+	static char names[64];
+
+	if (!names[0]) {
+		size_t n = 0;
+
+		for (size_t i = 0; i < NR_DRIVERS && n < sizeof(names); i++)
+			n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s",
+					      i ? ", " : "", drivers[i]->name);
+	}
+	return names;
 }
 
 /* Size of an open image: st_size, or the device size for block devices.
@@ -77,46 +85,4 @@ const struct vd_driver *vd_driver_detect(const char *image)
 	if (fd >= 0)
 		close(fd);
 	return found;
-}
-
-/* Shift of a unit suffix: "" or "B" (bytes), or K/M/G/T/P alone, with
- * "B" or with "iB", case-insensitive.  -1 for anything else. */
-static int size_suffix_shift(const char *p)
-{
-	static const char units[] = "KMGTP";
-	const char *u;
-
-	if (!*p || !strcasecmp(p, "B"))
-		return 0;
-	u = strchr(units, toupper((unsigned char)*p));
-	if (!u)
-		return -1;
-	p++;
-	if (*p && strcasecmp(p, "B") && strcasecmp(p, "iB"))
-		return -1;
-	return 10 * (int)(u - units + 1);
-}
-
-int vd_parse_size(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	const char *p = s;
-	int shift;
-
-	if (!s || !isdigit((unsigned char)*p))
-		return -EINVAL;	/* empty, sign, blank, junk */
-	for (; isdigit((unsigned char)*p); p++) {
-		unsigned d = (unsigned)(*p - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
-	}
-	shift = size_suffix_shift(p);
-	if (shift < 0 || v == 0)
-		return -EINVAL;
-	if (v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = v << shift;
-	return 0;
 }

@@ -1,10 +1,9 @@
 /* One NBD connection: its socket, its buffers and its lifetime.
  *
- * Input is read into rbuf and parsed as a whole batch; a WRITE's payload
- * goes straight into the request's buffer (readv with rbuf behind it, so
- * the next headers come in the same call).  Replies are queued and sent
- * from a deferred event, so the replies of every completion reaped in
- * one loop iteration leave in one sendmsg.
+ * Input is read into rbuf and parsed as a whole batch (the transmission
+ * phase's reading is in nbd-transmission.c).  Output (handshake bytes and
+ * replies) is queued and sent from a deferred event, so the replies of
+ * every completion reaped in one loop iteration leave in one sendmsg.
  *
  * A connection is freed only when nothing refers to it: in-flight
  * requests hold a pointer to it through their slot, so a connection
@@ -21,7 +20,7 @@
 
 #include <event2/event.h>
 
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
 
@@ -41,7 +40,7 @@ void nbd_conn_set_reading(struct nbd_conn *c, bool on)
 	c->reading = on;
 }
 
-static void set_writing(struct nbd_conn *c, bool on)
+static void nbd_conn_set_writing(struct nbd_conn *c, bool on)
 {
 	if (c->writing == on || !c->write_ev)
 		return;
@@ -54,12 +53,12 @@ static void set_writing(struct nbd_conn *c, bool on)
 
 /* Sending waits for the loop: everything that completes before then
  * goes out together.  While the socket is full, write_ev does it. */
-static void want_flush(struct nbd_conn *c)
+static void nbd_conn_want_send(struct nbd_conn *c)
 {
-	if (c->state == NBD_CONN_DEAD || c->writing || !c->flush_ev)
+	if (c->state == NBD_CONN_DEAD || c->writing || !c->send_ev)
 		return;
-	if (!event_pending(c->flush_ev, EV_TIMEOUT, NULL))
-		event_active(c->flush_ev, EV_TIMEOUT, 0);
+	if (!event_pending(c->send_ev, EV_TIMEOUT, NULL))
+		event_active(c->send_ev, EV_TIMEOUT, 0);
 }
 
 void nbd_conn_queue_reply(struct nbd_conn *c, struct nbd_slot *s)
@@ -67,7 +66,7 @@ void nbd_conn_queue_reply(struct nbd_conn *c, struct nbd_slot *s)
 	s->next = NULL;
 	*c->out_tail = s;
 	c->out_tail = &s->next;
-	want_flush(c);
+	nbd_conn_want_send(c);
 }
 
 void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s)
@@ -83,7 +82,7 @@ void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s)
 	c->used_slots--;
 }
 
-static void drop_queue(struct nbd_conn *c)
+static void nbd_conn_drop_output(struct nbd_conn *c)
 {
 	while (c->out_head) {
 		struct nbd_slot *s = c->out_head;
@@ -109,11 +108,11 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		event_free(c->read_ev);
 	if (c->write_ev)
 		event_free(c->write_ev);
-	if (c->flush_ev)
-		event_free(c->flush_ev);
+	if (c->send_ev)
+		event_free(c->send_ev);
 	if (c->timer_ev)
 		event_free(c->timer_ev);
-	c->read_ev = c->write_ev = c->flush_ev = c->timer_ev = NULL;
+	c->read_ev = c->write_ev = c->send_ev = c->timer_ev = NULL;
 	c->reading = c->writing = false;
 	if (c->fd >= 0)
 		close(c->fd);
@@ -122,14 +121,14 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		nbd_conn_slot_release(c, c->wslot);
 		c->wslot = NULL;
 	}
-	drop_queue(c);
+	nbd_conn_drop_output(c);
 	nbd_obuf_free(&c->hs_out);
 	if (c->counted && c->srv)
 		vbd_connection_add(c->srv->vbd, -1);
 	c->counted = false;
 }
 
-static void conn_free(struct nbd_conn *c)
+static void nbd_conn_free(struct nbd_conn *c)
 {
 	if (c->srv)
 		nbd_server_conn_gone(c->srv, c);
@@ -149,7 +148,7 @@ void nbd_conn_check_done(struct nbd_conn *c)
 	    !nbd_obuf_pending(&c->hs_out))
 		nbd_conn_kill(c, "done");
 	if (c->state == NBD_CONN_DEAD && !c->inflight)
-		conn_free(c);
+		nbd_conn_free(c);
 }
 
 /* Input stopped: DISC, end of file, shutdown.  A WRITE still waiting for
@@ -166,7 +165,7 @@ void nbd_conn_stop_input(struct nbd_conn *c)
 	}
 }
 
-static void compact(struct nbd_conn *c)
+void nbd_conn_compact(struct nbd_conn *c)
 {
 	if (c->rpos == 0)
 		return;
@@ -178,12 +177,12 @@ static void compact(struct nbd_conn *c)
 
 /* After a failed send: 0 to try again (EINTR), 1 when the socket is
  * full (EV_WRITE will call us back), -1 when the connection died. */
-static int send_failed(struct nbd_conn *c)
+static int nbd_conn_send_failed(struct nbd_conn *c)
 {
 	if (errno == EINTR)
 		return 0;
 	if (errno == EAGAIN || errno == EWOULDBLOCK) {
-		set_writing(c, true);
+		nbd_conn_set_writing(c, true);
 		return 1;
 	}
 	nbd_conn_kill(c, strerror(errno));
@@ -192,14 +191,14 @@ static int send_failed(struct nbd_conn *c)
 
 /* Sends the handshake output, then queued replies, as far as the socket
  * takes them.  Returns false when the connection died. */
-static bool flush(struct nbd_conn *c)
+static bool nbd_conn_send(struct nbd_conn *c)
 {
 	while (nbd_obuf_pending(&c->hs_out)) {
 		ssize_t n = send(c->fd, c->hs_out.data + c->hs_out.off,
 				 nbd_obuf_pending(&c->hs_out), MSG_NOSIGNAL);
 
 		if (n < 0) {
-			int f = send_failed(c);
+			int f = nbd_conn_send_failed(c);
 
 			if (f == 0)
 				continue;
@@ -237,7 +236,7 @@ static bool flush(struct nbd_conn *c)
 		/* More follows at once: let TCP fill its segments. */
 		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (s ? MSG_MORE : 0));
 		if (n < 0) {
-			int f = send_failed(c);
+			int f = nbd_conn_send_failed(c);
 
 			if (f == 0)
 				continue;
@@ -261,13 +260,13 @@ static bool flush(struct nbd_conn *c)
 			nbd_conn_slot_release(c, s);
 		}
 	}
-	set_writing(c, false);
+	nbd_conn_set_writing(c, false);
 	return true;
 }
 
 /* Slots were freed: a throttled connection reads again, starting with
  * the requests already in its buffer. */
-static void unthrottle(struct nbd_conn *c)
+static void nbd_conn_unthrottle(struct nbd_conn *c)
 {
 	if (!c->throttled || c->state != NBD_CONN_TRANSMISSION)
 		return;
@@ -280,21 +279,21 @@ static void unthrottle(struct nbd_conn *c)
 		nbd_conn_set_reading(c, true);
 }
 
-static void on_flush(evutil_socket_t fd, short what, void *arg)
+static void nbd_conn_on_send(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_conn *c = arg;
 
-	if (flush(c))
-		unthrottle(c);
+	if (nbd_conn_send(c))
+		nbd_conn_unthrottle(c);
 	nbd_conn_check_done(c);
 }
 
-static void on_write(evutil_socket_t fd, short what, void *arg)
+static void nbd_conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
-	on_flush(fd, what, arg);
+	nbd_conn_on_send(fd, what, arg);
 }
 
-static void on_timeout(evutil_socket_t fd, short what, void *arg)
+static void nbd_conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_conn *c = arg;
 
@@ -308,7 +307,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /* A read error or end of file: -1 dead, 0 try later, >0 bytes. */
-static ssize_t conn_readv(struct nbd_conn *c, struct iovec *iov, int n)
+ssize_t nbd_conn_readv(struct nbd_conn *c, struct iovec *iov, int n)
 {
 	for (;;) {
 		ssize_t r = readv(c->fd, iov, n);
@@ -333,7 +332,7 @@ static ssize_t conn_readv(struct nbd_conn *c, struct iovec *iov, int n)
 	}
 }
 
-static void read_handshake(struct nbd_conn *c)
+static void nbd_conn_read_handshake(struct nbd_conn *c)
 {
 	for (;;) {
 		struct iovec iov;
@@ -341,7 +340,7 @@ static void read_handshake(struct nbd_conn *c)
 		ssize_t n;
 		int r;
 
-		compact(c);
+		nbd_conn_compact(c);
 		iov.iov_base = c->rbuf + c->rlen;
 		iov.iov_len = NBD_RBUF_SIZE - c->rlen;
 		if (iov.iov_len == 0) {
@@ -350,7 +349,7 @@ static void read_handshake(struct nbd_conn *c)
 			nbd_conn_kill(c, "handshake buffer full");
 			return;
 		}
-		n = conn_readv(c, &iov, 1);
+		n = nbd_conn_readv(c, &iov, 1);
 		if (n <= 0)
 			break;
 		c->rlen += (size_t)n;
@@ -384,62 +383,18 @@ static void read_handshake(struct nbd_conn *c)
 			break;
 	}
 	if (c->state != NBD_CONN_DEAD && nbd_obuf_pending(&c->hs_out))
-		want_flush(c);
+		nbd_conn_want_send(c);
 }
 
-static void read_transmission(struct nbd_conn *c)
-{
-	while (c->state == NBD_CONN_TRANSMISSION && !c->throttled) {
-		struct iovec iov[2];
-		size_t want = 0, payload = 0;
-		ssize_t n;
-		int cnt = 0;
-
-		compact(c);
-		if (c->wslot) {
-			payload = c->wslot->len - c->wgot;
-			iov[cnt].iov_base = (uint8_t *)c->wslot->req->io.buf + c->wgot;
-			iov[cnt++].iov_len = payload;
-		}
-		if (c->rlen < NBD_RBUF_SIZE) {
-			iov[cnt].iov_base = c->rbuf + c->rlen;
-			iov[cnt++].iov_len = NBD_RBUF_SIZE - c->rlen;
-		}
-		for (int i = 0; i < cnt; i++)
-			want += iov[i].iov_len;
-		if (!cnt)
-			break;	/* full buffer while throttled: not reached */
-
-		n = conn_readv(c, iov, cnt);
-		if (n <= 0)
-			break;
-		if (payload) {
-			size_t d = (size_t)n < payload ? (size_t)n : payload;
-
-			c->wgot += (uint32_t)d;
-			c->rlen += (size_t)n - d;
-			if (c->wgot == c->wslot->len)
-				nbd_tx_write_ready(c);
-		} else {
-			c->rlen += (size_t)n;
-		}
-		nbd_tx_parse(c);
-		/* A short read means the socket is empty: skip the EAGAIN. */
-		if ((size_t)n < want)
-			break;
-	}
-	nbd_tx_kick(c);
-}
-
-static void on_read(evutil_socket_t fd, short what, void *arg)
+static void nbd_conn_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_conn *c = arg;
 
 	c->in_read = true;
 	if (c->state == NBD_CONN_HANDSHAKE)
-		read_handshake(c);
+		nbd_conn_read_handshake(c);
 	else if (c->state == NBD_CONN_TRANSMISSION)
-		read_transmission(c);
+		nbd_tx_read(c);
 	c->in_read = false;
 	nbd_conn_check_done(c);
 }
@@ -457,11 +412,11 @@ int nbd_conn_new(struct nbd_server *srv, int fd, const char *peer, struct nbd_co
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->out_tail = &c->out_head;
 	c->rbuf = malloc(NBD_RBUF_SIZE);
-	c->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c);
-	c->write_ev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
-	c->flush_ev = event_new(srv->base, -1, 0, on_flush, c);
-	c->timer_ev = evtimer_new(srv->base, on_timeout, c);
-	if (!c->rbuf || !c->read_ev || !c->write_ev || !c->flush_ev || !c->timer_ev)
+	c->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, nbd_conn_on_read, c);
+	c->write_ev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, nbd_conn_on_write, c);
+	c->send_ev = event_new(srv->base, -1, 0, nbd_conn_on_send, c);
+	c->timer_ev = evtimer_new(srv->base, nbd_conn_on_timeout, c);
+	if (!c->rbuf || !c->read_ev || !c->write_ev || !c->send_ev || !c->timer_ev)
 		goto err;
 	nbd_server_export(srv, &c->exp);
 	nbd_hs_init(&c->hs, &c->exp);
@@ -470,7 +425,7 @@ int nbd_conn_new(struct nbd_server *srv, int fd, const char *peer, struct nbd_co
 	if (event_add(c->timer_ev, &tv) < 0)
 		goto err;
 	nbd_conn_set_reading(c, true);
-	want_flush(c);
+	nbd_conn_want_send(c);
 	log_msg(LOG_LVL_DEBUG, "nbd: connection %u from %s", c->id, c->peer);
 	*out = c;
 	return 0;
@@ -478,7 +433,7 @@ err:
 	c->fd = -1;		/* the caller closes it */
 	c->srv = NULL;
 	nbd_conn_kill(c, NULL);
-	conn_free(c);
+	nbd_conn_free(c);
 	return -ENOMEM;
 }
 

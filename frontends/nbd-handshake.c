@@ -44,7 +44,7 @@ int nbd_hs_greeting(struct nbd_obuf *out)
 
 /* One option reply: header, then len bytes of data (or data2 after data
  * when given, so callers need no scratch buffer). */
-static int reply2(struct nbd_obuf *out, uint32_t opt, uint32_t type,
+static int nbd_hs_reply2(struct nbd_obuf *out, uint32_t opt, uint32_t type,
 		  const void *data, size_t len, const void *data2, size_t len2)
 {
 	uint8_t *p = nbd_obuf_append(out, NBD_OPT_REPLY_HDR_LEN + len + len2);
@@ -62,46 +62,46 @@ static int reply2(struct nbd_obuf *out, uint32_t opt, uint32_t type,
 	return 0;
 }
 
-static int reply(struct nbd_obuf *out, uint32_t opt, uint32_t type,
+static int nbd_hs_reply(struct nbd_obuf *out, uint32_t opt, uint32_t type,
 		 const void *data, size_t len)
 {
-	return reply2(out, opt, type, data, len, NULL, 0);
+	return nbd_hs_reply2(out, opt, type, data, len, NULL, 0);
 }
 
 /* An error reply carries a message for the user. */
-static int reply_err(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt,
+static int nbd_hs_reply_err(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt,
 		     uint32_t type, const char *msg)
 {
 	hs->why = msg;
-	return reply(out, opt, type, msg, msg ? strlen(msg) : 0);
+	return nbd_hs_reply(out, opt, type, msg, msg ? strlen(msg) : 0);
 }
 
 /* The export name is the disk's name; the empty name is the default. */
-static bool name_matches(const struct nbd_hs *hs, const uint8_t *name, uint32_t len)
+static bool nbd_hs_name_matches(const struct nbd_hs *hs, const uint8_t *name, uint32_t len)
 {
 	return len == 0 ||
 		(len == strlen(hs->exp->name) && memcmp(name, hs->exp->name, len) == 0);
 }
 
-static int info_export(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt)
+static int nbd_hs_info_export(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt)
 {
 	uint8_t d[12];
 
 	nbd_put16(d, NBD_INFO_EXPORT);
 	nbd_put64(d + 2, hs->exp->size);
 	nbd_put16(d + 10, nbd_hs_tflags(hs));
-	return reply(out, opt, NBD_REP_INFO, d, sizeof(d));
+	return nbd_hs_reply(out, opt, NBD_REP_INFO, d, sizeof(d));
 }
 
-static int info_string(struct nbd_obuf *out, uint32_t opt, uint16_t type, const char *s)
+static int nbd_hs_info_string(struct nbd_obuf *out, uint32_t opt, uint16_t type, const char *s)
 {
 	uint8_t d[2];
 
 	nbd_put16(d, type);
-	return reply2(out, opt, NBD_REP_INFO, d, sizeof(d), s, strlen(s));
+	return nbd_hs_reply2(out, opt, NBD_REP_INFO, d, sizeof(d), s, strlen(s));
 }
 
-static int info_block_size(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt)
+static int nbd_hs_info_block_size(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt)
 {
 	uint8_t d[14];
 
@@ -109,11 +109,11 @@ static int info_block_size(struct nbd_hs *hs, struct nbd_obuf *out, uint32_t opt
 	nbd_put32(d + 2, hs->exp->min_block);
 	nbd_put32(d + 6, hs->exp->pref_block);
 	nbd_put32(d + 10, hs->exp->max_block);
-	return reply(out, opt, NBD_REP_INFO, d, sizeof(d));
+	return nbd_hs_reply(out, opt, NBD_REP_INFO, d, sizeof(d));
 }
 
 /* NBD_OPT_INFO and NBD_OPT_GO: name length, name, count, info requests. */
-static int opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32_t n,
+static int nbd_hs_opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32_t n,
 		       struct nbd_obuf *out)
 {
 	uint32_t namelen;
@@ -122,19 +122,19 @@ static int opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32
 	int r;
 
 	if (n < 6)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "option too short");
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "option too short");
 	namelen = nbd_get32(d);
 	if (namelen > n - 6)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 				 "name length exceeds the option");
 	nreq = nbd_get16(d + 4 + namelen);
 	if ((uint64_t)n != 4 + (uint64_t)namelen + 2 + 2 * (uint64_t)nreq)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 				 "option length does not match its contents");
 	if (namelen > NBD_MAX_STRING)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "export name too long");
-	if (!name_matches(hs, d + 4, namelen))
-		return reply_err(hs, out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "export name too long");
+	if (!nbd_hs_name_matches(hs, d + 4, namelen))
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
 
 	/* Unknown requests are ignored; duplicates answered once. */
 	for (unsigned i = 0; i < nreq; i++) {
@@ -144,17 +144,17 @@ static int opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32
 			want |= 1u << type;
 	}
 
-	r = info_export(hs, out, opt);
+	r = nbd_hs_info_export(hs, out, opt);
 	/* The canonical name, when asked or when the client used the default. */
 	if (!r && ((want & (1u << NBD_INFO_NAME)) || namelen == 0))
-		r = info_string(out, opt, NBD_INFO_NAME, hs->exp->name);
+		r = nbd_hs_info_string(out, opt, NBD_INFO_NAME, hs->exp->name);
 	if (!r && (want & (1u << NBD_INFO_DESCRIPTION)) && hs->exp->description)
-		r = info_string(out, opt, NBD_INFO_DESCRIPTION, hs->exp->description);
+		r = nbd_hs_info_string(out, opt, NBD_INFO_DESCRIPTION, hs->exp->description);
 	/* Sent unasked too: the 32 MiB maximum is not the default. */
 	if (!r)
-		r = info_block_size(hs, out, opt);
+		r = nbd_hs_info_block_size(hs, out, opt);
 	if (!r)
-		r = reply(out, opt, NBD_REP_ACK, NULL, 0);
+		r = nbd_hs_reply(out, opt, NBD_REP_ACK, NULL, 0);
 	if (r)
 		return r;
 	if (opt == NBD_OPT_GO) {
@@ -164,14 +164,14 @@ static int opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32
 	return NBD_HS_MORE;
 }
 
-static int opt_export_name(struct nbd_hs *hs, const uint8_t *d, uint32_t n,
+static int nbd_hs_opt_export_name(struct nbd_hs *hs, const uint8_t *d, uint32_t n,
 			   struct nbd_obuf *out)
 {
 	size_t len = 8 + 2 + (hs->no_zeroes ? 0 : 124);
 	uint8_t *p;
 
 	/* This option cannot fail politely: the session ends. */
-	if (hs->shutting_down || !name_matches(hs, d, n)) {
+	if (hs->shutting_down || !nbd_hs_name_matches(hs, d, n)) {
 		hs->why = hs->shutting_down ? "shutting down" : "no such export";
 		hs->state = NBD_HS_CLOSED;
 		return NBD_HS_CLOSE;
@@ -186,7 +186,7 @@ static int opt_export_name(struct nbd_hs *hs, const uint8_t *d, uint32_t n,
 	return NBD_HS_GO;
 }
 
-static int opt_list(struct nbd_hs *hs, struct nbd_obuf *out)
+static int nbd_hs_opt_list(struct nbd_hs *hs, struct nbd_obuf *out)
 {
 	const char *desc = hs->exp->description ? hs->exp->description : "";
 	size_t namelen = strlen(hs->exp->name);
@@ -201,10 +201,10 @@ static int opt_list(struct nbd_hs *hs, struct nbd_obuf *out)
 	nbd_put32(p + 20, (uint32_t)namelen);
 	memcpy(p + 24, hs->exp->name, namelen);
 	memcpy(p + 24 + namelen, desc, strlen(desc));
-	return reply(out, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
+	return nbd_hs_reply(out, NBD_OPT_LIST, NBD_REP_ACK, NULL, 0);
 }
 
-static bool query_is(const uint8_t *q, uint32_t len, const char *s)
+static bool nbd_hs_query_is(const uint8_t *q, uint32_t len, const char *s)
 {
 	return len == strlen(s) && memcmp(q, s, len) == 0;
 }
@@ -212,7 +212,7 @@ static bool query_is(const uint8_t *q, uint32_t len, const char *s)
 /* NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: name length,
  * name, query count, queries (length, string).  Only base:allocation
  * exists; queries of other namespaces are ignored as the spec says. */
-static int opt_meta_context(struct nbd_hs *hs, uint32_t opt, const uint8_t *d,
+static int nbd_hs_opt_meta_context(struct nbd_hs *hs, uint32_t opt, const uint8_t *d,
 			    uint32_t n, struct nbd_obuf *out)
 {
 	bool set = opt == NBD_OPT_SET_META_CONTEXT;
@@ -225,16 +225,16 @@ static int opt_meta_context(struct nbd_hs *hs, uint32_t opt, const uint8_t *d,
 	if (set)
 		hs->meta_base_allocation = false;
 	if (set && !hs->structured)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 				 "structured replies not negotiated");
 	if (n < 8)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "option too short");
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "option too short");
 	namelen = nbd_get32(d);
 	if (namelen > n - 8)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 				 "name length exceeds the option");
 	if (namelen > NBD_MAX_STRING)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "export name too long");
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "export name too long");
 	p = 4 + namelen;
 	nq = nbd_get32(d + p);
 	p += 4;
@@ -243,61 +243,61 @@ static int opt_meta_context(struct nbd_hs *hs, uint32_t opt, const uint8_t *d,
 		uint32_t ql;
 
 		if (n - p < 4)
-			return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+			return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 					 "queries exceed the option");
 		ql = nbd_get32(d + p);
 		p += 4;
 		if (ql > n - p)
-			return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+			return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 					 "query length exceeds the option");
 		if (ql > NBD_MAX_STRING)
-			return reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "query too long");
-		if (query_is(d + p, ql, NBD_META_BASE_ALLOCATION) ||
-		    (!set && query_is(d + p, ql, "base:")))
+			return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID, "query too long");
+		if (nbd_hs_query_is(d + p, ql, NBD_META_BASE_ALLOCATION) ||
+		    (!set && nbd_hs_query_is(d + p, ql, "base:")))
 			match = true;
 		p += ql;
 	}
 	if (p != n)
-		return reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_INVALID,
 				 "trailing bytes after the queries");
-	if (!name_matches(hs, d + 4, namelen))
-		return reply_err(hs, out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
+	if (!nbd_hs_name_matches(hs, d + 4, namelen))
+		return nbd_hs_reply_err(hs, out, opt, NBD_REP_ERR_UNKNOWN, "no such export");
 	/* LIST with no query lists everything; SET with none selects none. */
 	if (!set && nq == 0)
 		match = true;
 	if (match) {
 		/* LIST's ids are reserved and SHOULD be zero. */
 		nbd_put32(id, set ? NBD_META_ID_BASE_ALLOCATION : 0);
-		r = reply2(out, opt, NBD_REP_META_CONTEXT, id, sizeof(id),
+		r = nbd_hs_reply2(out, opt, NBD_REP_META_CONTEXT, id, sizeof(id),
 			   NBD_META_BASE_ALLOCATION, strlen(NBD_META_BASE_ALLOCATION));
 		if (r)
 			return r;
 		if (set)
 			hs->meta_base_allocation = true;
 	}
-	return reply(out, opt, NBD_REP_ACK, NULL, 0);
+	return nbd_hs_reply(out, opt, NBD_REP_ACK, NULL, 0);
 }
 
 /* An option with all its data at hand. */
-static int opt_run(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32_t n,
+static int nbd_hs_opt_run(struct nbd_hs *hs, uint32_t opt, const uint8_t *d, uint32_t n,
 		   struct nbd_obuf *out)
 {
 	switch (opt) {
 	case NBD_OPT_EXPORT_NAME:
-		return opt_export_name(hs, d, n, out);
+		return nbd_hs_opt_export_name(hs, d, n, out);
 	case NBD_OPT_INFO:
 	case NBD_OPT_GO:
-		return opt_info_go(hs, opt, d, n, out);
+		return nbd_hs_opt_info_go(hs, opt, d, n, out);
 	case NBD_OPT_LIST_META_CONTEXT:
 	case NBD_OPT_SET_META_CONTEXT:
-		return opt_meta_context(hs, opt, d, n, out);
+		return nbd_hs_opt_meta_context(hs, opt, d, n, out);
 	}
-	return -EINVAL;		/* not reached: see opt_header */
+	return -EINVAL;		/* not reached: see nbd_hs_opt_header */
 }
 
 /* The reply to an option whose data is not needed, sent once that data
  * has been skipped.  Returns the reply type and sets *msg. */
-static uint32_t opt_dataless(struct nbd_hs *hs, uint32_t opt, uint32_t n, const char **msg)
+static uint32_t nbd_hs_opt_dataless(struct nbd_hs *hs, uint32_t opt, uint32_t n, const char **msg)
 {
 	*msg = NULL;
 	switch (opt) {
@@ -328,18 +328,18 @@ static uint32_t opt_dataless(struct nbd_hs *hs, uint32_t opt, uint32_t n, const 
 }
 
 /* Runs once the data of a skipped option is gone. */
-static int opt_finish_discard(struct nbd_hs *hs, struct nbd_obuf *out)
+static int nbd_hs_opt_finish_discard(struct nbd_hs *hs, struct nbd_obuf *out)
 {
 	uint32_t opt = hs->discard_opt;
 	int r;
 
 	hs->state = NBD_HS_OPTION;
 	if (hs->discard_reply != NBD_REP_ACK || hs->discard_msg)
-		r = reply_err(hs, out, opt, hs->discard_reply, hs->discard_msg);
+		r = nbd_hs_reply_err(hs, out, opt, hs->discard_reply, hs->discard_msg);
 	else if (opt == NBD_OPT_LIST)
-		r = opt_list(hs, out);
+		r = nbd_hs_opt_list(hs, out);
 	else
-		r = reply(out, opt, NBD_REP_ACK, NULL, 0);
+		r = nbd_hs_reply(out, opt, NBD_REP_ACK, NULL, 0);
 	if (r)
 		return r;
 	if (opt == NBD_OPT_STRUCTURED_REPLY && hs->discard_reply == NBD_REP_ACK)
@@ -351,13 +351,13 @@ static int opt_finish_discard(struct nbd_hs *hs, struct nbd_obuf *out)
 	return NBD_HS_MORE;
 }
 
-static bool opt_parsed(uint32_t opt)
+static bool nbd_hs_opt_parsed(uint32_t opt)
 {
 	return opt == NBD_OPT_EXPORT_NAME || opt == NBD_OPT_INFO || opt == NBD_OPT_GO ||
 		opt == NBD_OPT_LIST_META_CONTEXT || opt == NBD_OPT_SET_META_CONTEXT;
 }
 
-static int hs_close(struct nbd_hs *hs, const char *why)
+static int nbd_hs_close(struct nbd_hs *hs, const char *why)
 {
 	hs->why = why;
 	hs->state = NBD_HS_CLOSED;
@@ -366,7 +366,7 @@ static int hs_close(struct nbd_hs *hs, const char *why)
 
 /* A whole option header is at in[0..16).  Either starts a skip (and
  * consumes the header) or waits for the data and runs the option. */
-static int opt_header(struct nbd_hs *hs, const uint8_t *in, size_t avail, size_t *used,
+static int nbd_hs_opt_header(struct nbd_hs *hs, const uint8_t *in, size_t avail, size_t *used,
 		      struct nbd_obuf *out)
 {
 	uint64_t magic = nbd_get64(in);
@@ -375,39 +375,39 @@ static int opt_header(struct nbd_hs *hs, const uint8_t *in, size_t avail, size_t
 	int r;
 
 	if (magic != NBD_IHAVEOPT)
-		return hs_close(hs, "bad option magic");
+		return nbd_hs_close(hs, "bad option magic");
 
 	if (opt == NBD_OPT_EXPORT_NAME && n > NBD_MAX_STRING)
-		return hs_close(hs, "export name too long");
+		return nbd_hs_close(hs, "export name too long");
 
-	if (opt_parsed(opt) && n <= NBD_HS_MAX_OPTLEN && !hs->shutting_down) {
+	if (nbd_hs_opt_parsed(opt) && n <= NBD_HS_MAX_OPTLEN && !hs->shutting_down) {
 		if (avail < NBD_OPT_HDR_LEN + (size_t)n)
 			return NBD_HS_MORE;		/* *used stays 0 */
 		if (++hs->nr_options > NBD_HS_MAX_OPTIONS)
-			return hs_close(hs, "too many options");
+			return nbd_hs_close(hs, "too many options");
 		*used = NBD_OPT_HDR_LEN + n;
-		return opt_run(hs, opt, in + NBD_OPT_HDR_LEN, n, out);
+		return nbd_hs_opt_run(hs, opt, in + NBD_OPT_HDR_LEN, n, out);
 	}
 
 	if (++hs->nr_options > NBD_HS_MAX_OPTIONS)
-		return hs_close(hs, "too many options");
+		return nbd_hs_close(hs, "too many options");
 	if (opt == NBD_OPT_EXPORT_NAME)		/* shutting down */
-		return opt_export_name(hs, NULL, 0, out);
+		return nbd_hs_opt_export_name(hs, NULL, 0, out);
 	if (n > NBD_HS_MAX_DISCARD)
-		return hs_close(hs, "option too long");
+		return nbd_hs_close(hs, "option too long");
 	if (opt == NBD_OPT_SET_META_CONTEXT)
 		hs->meta_base_allocation = false;
 	*used = NBD_OPT_HDR_LEN;
 	hs->discard_opt = opt;
 	hs->discard_left = n;
-	hs->discard_reply = opt_dataless(hs, opt, n, &hs->discard_msg);
+	hs->discard_reply = nbd_hs_opt_dataless(hs, opt, n, &hs->discard_msg);
 	if (hs->shutting_down && opt != NBD_OPT_ABORT) {
 		hs->discard_reply = NBD_REP_ERR_SHUTDOWN;
 		hs->discard_msg = "server shutting down";
 	}
 	hs->state = NBD_HS_DISCARD;
 	if (n == 0) {
-		r = opt_finish_discard(hs, out);
+		r = nbd_hs_opt_finish_discard(hs, out);
 		return r;
 	}
 	return NBD_HS_MORE;
@@ -434,7 +434,7 @@ int nbd_hs_input(struct nbd_hs *hs, const uint8_t *in, size_t len, size_t *used,
 			 * without FIXED_NEWSTYLE is served fixed newstyle
 			 * anyway: it will only send EXPORT_NAME. */
 			if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-				r = hs_close(hs, "unknown client flags");
+				r = nbd_hs_close(hs, "unknown client flags");
 				goto out;
 			}
 			hs->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
@@ -444,7 +444,7 @@ int nbd_hs_input(struct nbd_hs *hs, const uint8_t *in, size_t len, size_t *used,
 		case NBD_HS_OPTION:
 			if (avail < NBD_OPT_HDR_LEN)
 				goto out;
-			r = opt_header(hs, in + pos, avail, &u, out);
+			r = nbd_hs_opt_header(hs, in + pos, avail, &u, out);
 			pos += u;
 			if (r != NBD_HS_MORE || u == 0)
 				goto out;
@@ -456,7 +456,7 @@ int nbd_hs_input(struct nbd_hs *hs, const uint8_t *in, size_t len, size_t *used,
 			hs->discard_left -= (uint32_t)d;
 			if (hs->discard_left)
 				goto out;
-			r = opt_finish_discard(hs, out);
+			r = nbd_hs_opt_finish_discard(hs, out);
 			if (r != NBD_HS_MORE)
 				goto out;
 			break;

@@ -1,8 +1,10 @@
 /* The NBD frontend's own structures, shared by its files:
  *   nbd-server.c        server object, accepting, connection cap, shutdown
  *   nbd-listen.c        listen addresses and sockets
- *   nbd-conn.c          one connection: socket I/O, lifetime, handshake
- *   nbd-transmission.c  requests to the vbd and replies back
+ *   nbd-conn.c          one connection: socket input and output, lifetime,
+ *                       the handshake phase
+ *   nbd-transmission.c  reading requests (and WRITE payloads), requests to
+ *                       the vbd, replies back
  * Everything runs on the main thread's event loop. */
 #ifndef VD_NBD_INTERNAL_H
 #define VD_NBD_INTERNAL_H
@@ -11,8 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "frontends/nbd-handshake.h"
 #include "frontends/nbd-reply.h"
 #include "frontends/nbd-request.h"
@@ -36,8 +39,10 @@ enum {
 	 * connection stops reading until replies drain. */
 	NBD_CONN_MAX_SLOTS = 256,
 	NBD_CONN_MAX_BYTES = 64 * 1024 * 1024,
-	/* BLOCK_STATUS: extents asked of the driver per request. */
+	/* BLOCK_STATUS: extents asked of the vbd per request, and the size
+	 * of one on the wire. */
 	NBD_MAX_EXTENTS = 512,
+	NBD_EXTENT_WIRE_LEN = 8,
 	NBD_LISTENER_MAX_FDS = 8,
 	NBD_SOCKET_BUFFER = 4 * 1024 * 1024,
 };
@@ -76,7 +81,7 @@ struct nbd_conn {
 	bool writing;			/* write_ev is added */
 	bool throttled;			/* stopped reading: slots or bytes */
 	bool in_read;			/* inside the read handler */
-	struct event *read_ev, *write_ev, *flush_ev, *timer_ev;
+	struct event *read_ev, *write_ev, *send_ev, *timer_ev;
 
 	/* Input: rbuf[rpos..rlen) is unparsed. */
 	uint8_t *rbuf;
@@ -138,14 +143,7 @@ struct nbd_server {
 	struct log_ratelimit warn_rl;	/* misbehaving clients */
 };
 
-/* nbd-addr.c, nbd-listen.c */
-struct nbd_addr {
-	bool is_unix;
-	char path[108];			/* sizeof(sun_path) */
-	char host[256];			/* empty: every address */
-	char port[16];
-};
-int nbd_addr_parse(const char *addr, struct nbd_addr *out);
+/* nbd-listen.c */
 int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_listener **out);
 int nbd_listener_adopt(struct nbd_server *srv, int fd, const char *label,
 		       struct nbd_listener **out);
@@ -173,14 +171,19 @@ void nbd_conn_stop_input(struct nbd_conn *c);
 void nbd_conn_queue_reply(struct nbd_conn *c, struct nbd_slot *s);
 void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s);
 void nbd_conn_check_done(struct nbd_conn *c);
+/* Moves unparsed input to the front of rbuf. */
+void nbd_conn_compact(struct nbd_conn *c);
+/* readv on the socket: > 0 bytes, 0 nothing now, -1 the input ended or the
+ * connection died (both handled here). */
+ssize_t nbd_conn_readv(struct nbd_conn *c, struct iovec *iov, int n);
 
 /* nbd-transmission.c */
 /* Parses and dispatches every complete request in rbuf. */
 void nbd_tx_parse(struct nbd_conn *c);
 /* Hands requests parsed since the last call to the submit thread. */
 void nbd_tx_kick(struct nbd_conn *c);
-/* A WRITE's payload has all arrived. */
-void nbd_tx_write_ready(struct nbd_conn *c);
 int nbd_tx_start(struct nbd_conn *c);
+/* Reads and dispatches requests while the socket has data. */
+void nbd_tx_read(struct nbd_conn *c);
 
 #endif

@@ -20,22 +20,23 @@
 
 #include <event2/event.h>
 
+#include "common/addr.h"
 #include "frontends/nbd-internal.h"
 
-static void on_accept(evutil_socket_t fd, short what, void *arg)
+static void nbd_listen_on_accept(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_listener *l = arg;
 
 	nbd_server_accept(l->srv, fd);
 }
 
-static int listener_add_fd(struct nbd_listener *l, int fd)
+static int nbd_listener_add_fd(struct nbd_listener *l, int fd)
 {
 	struct event *ev;
 
 	if (l->nfds == NBD_LISTENER_MAX_FDS)
 		return -E2BIG;
-	ev = event_new(l->srv->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+	ev = event_new(l->srv->base, fd, EV_READ | EV_PERSIST, nbd_listen_on_accept, l);
 	if (!ev)
 		return -ENOMEM;
 	if (event_add(ev, NULL) < 0) {
@@ -48,7 +49,7 @@ static int listener_add_fd(struct nbd_listener *l, int fd)
 }
 
 /* Is someone accepting on this unix socket path? */
-static bool unix_alive(const struct sockaddr_un *sun)
+static bool nbd_listen_unix_alive(const struct sockaddr_un *sun)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	bool alive;
@@ -62,7 +63,7 @@ static bool unix_alive(const struct sockaddr_un *sun)
 	return alive;
 }
 
-static int listen_unix(struct nbd_listener *l, const char *path)
+static int nbd_listen_unix(struct nbd_listener *l, const char *path)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	struct stat st;
@@ -81,7 +82,7 @@ static int listen_unix(struct nbd_listener *l, const char *path)
 			r = -EEXIST;
 			goto err;
 		}
-		if (unix_alive(&sun)) {
+		if (nbd_listen_unix_alive(&sun)) {
 			log_msg(LOG_LVL_ERR, "nbd: another process is listening on %s", path);
 			r = -EADDRINUSE;
 			goto err;
@@ -109,7 +110,7 @@ static int listen_unix(struct nbd_listener *l, const char *path)
 		unlink(path);
 		goto err;
 	}
-	r = listener_add_fd(l, fd);
+	r = nbd_listener_add_fd(l, fd);
 	if (r < 0)
 		goto err;
 	return 0;
@@ -119,7 +120,7 @@ err:
 	return r;
 }
 
-static int listen_tcp(struct nbd_listener *l, const struct nbd_addr *a, char **label)
+static int nbd_listen_tcp(struct nbd_listener *l, const struct vd_addr *a, char **label)
 {
 	struct addrinfo hints = {
 		.ai_family = AF_UNSPEC,
@@ -153,7 +154,7 @@ static int listen_tcp(struct nbd_listener *l, const struct nbd_addr *a, char **l
 			close(fd);
 			goto err;
 		}
-		r = listener_add_fd(l, fd);
+		r = nbd_listener_add_fd(l, fd);
 		if (r < 0) {
 			close(fd);
 			goto err;
@@ -189,7 +190,7 @@ err:
 	return r;
 }
 
-static struct nbd_listener *listener_new(struct nbd_server *srv, const char *label)
+static struct nbd_listener *nbd_listener_new(struct nbd_server *srv, const char *label)
 {
 	struct nbd_listener *l = calloc(1, sizeof(*l));
 
@@ -206,9 +207,9 @@ static struct nbd_listener *listener_new(struct nbd_server *srv, const char *lab
 
 int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_listener **out)
 {
-	struct nbd_addr a;
+	struct vd_addr a;
 	struct nbd_listener *l;
-	int r = nbd_addr_parse(addr, &a);
+	int r = vd_addr_parse(addr, &a);
 
 	if (r < 0) {
 		log_msg(LOG_LVL_ERR, "nbd: bad listen address '%s' "
@@ -216,10 +217,10 @@ int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_liste
 		return r;
 	}
 	/* From here on errors are the caller's to report. */
-	l = listener_new(srv, addr);
+	l = nbd_listener_new(srv, addr);
 	if (!l)
 		return -ENOMEM;
-	r = a.is_unix ? listen_unix(l, a.path) : listen_tcp(l, &a, &l->label);
+	r = a.is_unix ? nbd_listen_unix(l, a.path) : nbd_listen_tcp(l, &a, &l->label);
 	if (r < 0) {
 		nbd_listener_close(l);
 		return r;
@@ -232,7 +233,7 @@ int nbd_listener_open(struct nbd_server *srv, const char *addr, struct nbd_liste
 int nbd_listener_adopt(struct nbd_server *srv, int fd, const char *label,
 		       struct nbd_listener **out)
 {
-	struct nbd_listener *l = listener_new(srv, label ? label : "fd");
+	struct nbd_listener *l = nbd_listener_new(srv, label ? label : "fd");
 	int fl, r;
 
 	if (!l)
@@ -243,7 +244,7 @@ int nbd_listener_adopt(struct nbd_server *srv, int fd, const char *label,
 		r = -errno;
 		goto err;
 	}
-	r = listener_add_fd(l, fd);
+	r = nbd_listener_add_fd(l, fd);
 	if (r < 0)
 		goto err;
 	*out = l;

@@ -1,11 +1,11 @@
 /* Reply encoding.  Every function leaves a complete reply in rp->iov. */
 #include <string.h>
 
-#include "drivers/driver.h"
+#include "core/vbd.h"
 #include "frontends/nbd-proto.h"
 #include "frontends/nbd-reply.h"
 
-static void iov_set(struct nbd_reply *rp, const void *hdr_end, void *data, size_t len)
+static void nbd_reply_iov_set(struct nbd_reply *rp, const void *hdr_end, void *data, size_t len)
 {
 	size_t hlen = (const uint8_t *)hdr_end - rp->hdr;
 
@@ -27,10 +27,10 @@ void nbd_reply_simple(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 	nbd_put32(rp->hdr, NBD_SIMPLE_REPLY_MAGIC);
 	nbd_put32(rp->hdr + 4, err);
 	nbd_put64(rp->hdr + 8, handle);
-	iov_set(rp, rp->hdr + NBD_SIMPLE_REPLY_LEN, err ? NULL : data, err ? 0 : len);
+	nbd_reply_iov_set(rp, rp->hdr + NBD_SIMPLE_REPLY_LEN, err ? NULL : data, err ? 0 : len);
 }
 
-static uint8_t *structured(struct nbd_reply *rp, uint64_t handle, uint16_t type,
+static uint8_t *nbd_reply_structured(struct nbd_reply *rp, uint64_t handle, uint16_t type,
 			   uint32_t len)
 {
 	nbd_put32(rp->hdr, NBD_STRUCTURED_REPLY_MAGIC);
@@ -44,11 +44,11 @@ static uint8_t *structured(struct nbd_reply *rp, uint64_t handle, uint16_t type,
 void nbd_reply_data(struct nbd_reply *rp, uint64_t handle, uint64_t offset,
 		    void *data, size_t len)
 {
-	uint8_t *p = structured(rp, handle, NBD_REPLY_TYPE_OFFSET_DATA,
+	uint8_t *p = nbd_reply_structured(rp, handle, NBD_REPLY_TYPE_OFFSET_DATA,
 				(uint32_t)(8 + len));
 
 	nbd_put64(p, offset);
-	iov_set(rp, p + 8, data, len);
+	nbd_reply_iov_set(rp, p + 8, data, len);
 }
 
 void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,
@@ -59,13 +59,13 @@ void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 
 	if (mlen > NBD_MAX_STRING)
 		mlen = NBD_MAX_STRING;
-	p = structured(rp, handle,
+	p = nbd_reply_structured(rp, handle,
 		       offset_valid ? NBD_REPLY_TYPE_ERROR_OFFSET : NBD_REPLY_TYPE_ERROR,
 		       (uint32_t)(6 + mlen + (offset_valid ? 8 : 0)));
 	nbd_put32(p, err);
 	nbd_put16(p + 4, (uint16_t)mlen);
 	/* The message is static: point at it rather than copy it. */
-	iov_set(rp, p + 6, (void *)msg, mlen);
+	nbd_reply_iov_set(rp, p + 6, (void *)msg, mlen);
 	if (offset_valid) {
 		nbd_put64(rp->tail, offset);
 		rp->iov[rp->niov].iov_base = rp->tail;
@@ -78,46 +78,41 @@ void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 void nbd_reply_block_status(struct nbd_reply *rp, uint64_t handle, uint32_t ctx_id,
 			    void *desc, unsigned n)
 {
-	uint8_t *p = structured(rp, handle, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
+	uint8_t *p = nbd_reply_structured(rp, handle, NBD_REPLY_TYPE_BLOCK_STATUS, 4 + 8 * n);
 
 	nbd_put32(p, ctx_id);
-	iov_set(rp, p + 4, desc, (size_t)8 * n);
+	nbd_reply_iov_set(rp, p + 4, desc, (size_t)8 * n);
 }
 
-unsigned nbd_extents_to_wire(struct vd_extent *e, unsigned n, uint32_t reqlen,
-			     bool req_one)
+unsigned nbd_extents_to_wire(const struct vbd_extent *e, unsigned n, uint8_t *wire,
+			     uint32_t reqlen, bool req_one)
 {
 	uint64_t sum = 0;
+	uint32_t last_len = 0, last_flags = 0;
 	unsigned out = 0;
 
 	for (unsigned i = 0; i < n && sum < reqlen; i++) {
-		uint32_t flags = e[i].flags & (NBD_STATE_HOLE | NBD_STATE_ZERO);
-		uint32_t len = e[i].length;
+		uint32_t flags = (e[i].flags & VBD_EXTENT_HOLE ? NBD_STATE_HOLE : 0) |
+				 (e[i].flags & VBD_EXTENT_ZERO ? NBD_STATE_ZERO : 0);
+		/* Nothing past the request matters; keep a descriptor's
+		 * 32-bit length from overflowing. */
+		uint64_t len = e[i].length < reqlen - sum ? e[i].length : reqlen - sum;
 
 		if (!len)
 			continue;
-		/* Merging must not overflow a descriptor's 32-bit length. */
-		if (out && e[out - 1].flags == flags &&
-		    (uint64_t)e[out - 1].length + len <= UINT32_MAX) {
-			e[out - 1].length += len;
+		if (out && last_flags == flags && (uint64_t)last_len + len <= UINT32_MAX) {
+			last_len += (uint32_t)len;
 		} else {
-			e[out].length = len;
-			e[out].flags = flags;
+			if (out)
+				nbd_put32(wire + 8 * (out - 1), last_len);
+			nbd_put32(wire + 8 * out + 4, flags);
+			last_len = (uint32_t)len;
+			last_flags = flags;
 			out++;
 		}
 		sum += len;
 	}
-	if (out && req_one) {
-		out = 1;
-		if (e[0].length > reqlen)
-			e[0].length = reqlen;
-	}
-	for (unsigned i = 0; i < out; i++) {
-		uint8_t *p = (uint8_t *)&e[i];
-		uint32_t len = e[i].length, flags = e[i].flags;
-
-		nbd_put32(p, len);
-		nbd_put32(p + 4, flags);
-	}
-	return out;
+	if (out)
+		nbd_put32(wire + 8 * (out - 1), last_len);
+	return req_one && out > 1 ? 1 : out;
 }

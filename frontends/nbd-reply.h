@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-struct vd_extent;
+struct vbd_extent;
 
 enum {
 	/* Structured header (20) + error (4) + message length (2), or
@@ -40,12 +40,11 @@ void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 void nbd_reply_block_status(struct nbd_reply *rp, uint64_t handle, uint32_t ctx_id,
 			    void *desc, unsigned n);
 
-/* Turns the extents a driver filled into base:allocation descriptors, in
- * place (struct vd_extent has the wire layout): drops empty ones, merges
- * neighbours with equal flags, stops once reqlen is covered, clamps the
- * one extent of REQ_ONE to reqlen.  Returns the count (0: the caller
- * answers one extent of reqlen with status 0). */
-unsigned nbd_extents_to_wire(struct vd_extent *e, unsigned n, uint32_t reqlen,
-			     bool req_one);
+/* Writes the vbd's extents as base:allocation descriptors (8 bytes each,
+ * at most n) into wire: drops empty ones, merges neighbours with equal
+ * flags, stops once reqlen is covered and cuts the last one there; with
+ * req_one, writes the first only.  Returns the count. */
+unsigned nbd_extents_to_wire(const struct vbd_extent *e, unsigned n, uint8_t *wire,
+			     uint32_t reqlen, bool req_one);
 
 #endif

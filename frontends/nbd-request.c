@@ -20,7 +20,7 @@ int nbd_request_decode(const uint8_t *p, struct nbd_request *r)
 }
 
 /* The flags a command may carry, given what was advertised. */
-static uint16_t allowed_flags(const struct nbd_caps *c, uint16_t type)
+static uint16_t nbd_request_allowed_flags(const struct nbd_caps *c, uint16_t type)
 {
 	/* FUA is valid on every command once SEND_FUA was advertised. */
 	uint16_t f = (c->tflags & NBD_FLAG_SEND_FUA) ? NBD_CMD_FLAG_FUA : 0;
@@ -93,7 +93,7 @@ uint32_t nbd_request_check(const struct nbd_caps *c, const struct nbd_request *r
 		*msg = "command not advertised";
 		return NBD_EINVAL;
 	}
-	if (r->flags & ~allowed_flags(c, r->type)) {
+	if (r->flags & ~nbd_request_allowed_flags(c, r->type)) {
 		*msg = "invalid command flags";
 		return NBD_EINVAL;
 	}

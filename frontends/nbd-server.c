@@ -13,14 +13,14 @@
 
 #include <event2/event.h>
 
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
 #include "frontends/nbd.h"
 
 enum { NBD_ACCEPT_BATCH = 32, NBD_ACCEPT_PAUSE_MS = 500 };
 
-static void on_shutdown_done(evutil_socket_t fd, short what, void *arg)
+static void nbd_server_on_shutdown_done(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_server *srv = arg;
 	void (*cb)(void *) = srv->shutdown_cb;
@@ -34,7 +34,7 @@ static void on_shutdown_done(evutil_socket_t fd, short what, void *arg)
 /* Shutdown took too long: clients that do not read their replies (or
  * never finish their handshake) are cut.  Requests in flight still
  * finish before their connection is freed. */
-static void on_grace(evutil_socket_t fd, short what, void *arg)
+static void nbd_server_on_grace(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_server *srv = arg;
 	struct nbd_conn *c, *next;
@@ -50,7 +50,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+static void nbd_server_on_accept_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_server *srv = arg;
 
@@ -74,9 +74,9 @@ int nbd_server_create(struct event_base *base, struct vbd *vbd,
 	srv->handshake_timeout_s = opts->handshake_timeout_s ? opts->handshake_timeout_s :
 		NBD_DEFAULT_HANDSHAKE_TIMEOUT_S;
 	srv->warn_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
-	srv->shutdown_ev = event_new(base, -1, 0, on_shutdown_done, srv);
-	srv->grace_ev = evtimer_new(base, on_grace, srv);
-	srv->accept_retry_ev = evtimer_new(base, on_accept_retry, srv);
+	srv->shutdown_ev = event_new(base, -1, 0, nbd_server_on_shutdown_done, srv);
+	srv->grace_ev = evtimer_new(base, nbd_server_on_grace, srv);
+	srv->accept_retry_ev = evtimer_new(base, nbd_server_on_accept_retry, srv);
 	if (!srv->export_name || (opts->description && !srv->description) ||
 	    !srv->shutdown_ev || !srv->grace_ev || !srv->accept_retry_ev) {
 		nbd_server_free(srv);
@@ -99,7 +99,7 @@ bool nbd_server_warn_ok(struct nbd_server *srv)
 /* The export as the handshake describes it, from the driver's answers. */
 void nbd_server_export(struct nbd_server *srv, struct nbd_export *exp)
 {
-	const struct vd_info *info = vbd_info(srv->vbd);
+	const struct vbd_info *info = vbd_info(srv->vbd);
 	uint16_t f = NBD_FLAG_HAS_FLAGS | NBD_FLAG_CAN_MULTI_CONN | NBD_FLAG_SEND_CACHE;
 	uint32_t pref = 4096;
 
@@ -132,7 +132,7 @@ void nbd_server_export(struct nbd_server *srv, struct nbd_export *exp)
 	exp->max_block = VBD_MAX_PAYLOAD;
 }
 
-static void peer_name(const struct sockaddr_storage *ss, socklen_t len, char *buf,
+static void nbd_server_peer_name(const struct sockaddr_storage *ss, socklen_t len, char *buf,
 		      size_t size)
 {
 	char host[INET6_ADDRSTRLEN];
@@ -205,7 +205,7 @@ void nbd_server_accept(struct nbd_server *srv, int lfd)
 		 * Best effort; the kernel caps it at [wr]mem_max. */
 		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof(sockbuf));
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof(sockbuf));
-		peer_name(&ss, len, peer, sizeof(peer));
+		nbd_server_peer_name(&ss, len, peer, sizeof(peer));
 		if (nbd_conn_new(srv, fd, peer, &c) < 0) {
 			log_msg(LOG_LVL_WARN, "nbd: out of memory for a connection");
 			close(fd);
@@ -233,7 +233,7 @@ void nbd_server_conn_gone(struct nbd_server *srv, struct nbd_conn *c)
 		event_active(srv->shutdown_ev, EV_TIMEOUT, 0);
 }
 
-static int add_listener(struct nbd_server *srv, struct nbd_listener *l)
+static int nbd_server_add_listener(struct nbd_server *srv, struct nbd_listener *l)
 {
 	struct nbd_listener **v = realloc(srv->listeners,
 					  (srv->nr_listeners + 1) * sizeof(*v));
@@ -257,7 +257,7 @@ int nbd_server_listen(struct nbd_server *srv, const char *addr)
 	r = nbd_listener_open(srv, addr, &l);
 	if (r < 0)
 		return r;
-	return add_listener(srv, l);
+	return nbd_server_add_listener(srv, l);
 }
 
 int nbd_server_listen_fd(struct nbd_server *srv, int fd, const char *label)
@@ -270,7 +270,7 @@ int nbd_server_listen_fd(struct nbd_server *srv, int fd, const char *label)
 	r = nbd_listener_adopt(srv, fd, label, &l);
 	if (r < 0)
 		return r;
-	return add_listener(srv, l);
+	return nbd_server_add_listener(srv, l);
 }
 
 unsigned nbd_server_nr_listeners(const struct nbd_server *srv)
@@ -289,7 +289,7 @@ unsigned nbd_server_nr_connections(const struct nbd_server *srv)
 	return srv->nr_conns;
 }
 
-static void close_listeners(struct nbd_server *srv)
+static void nbd_server_close_listeners(struct nbd_server *srv)
 {
 	for (unsigned i = 0; i < srv->nr_listeners; i++)
 		nbd_listener_close(srv->listeners[i]);
@@ -313,7 +313,7 @@ void nbd_server_shutdown(struct nbd_server *srv, void (*cb)(void *arg), void *ar
 	srv->shutting_down = true;
 	log_msg(LOG_LVL_INFO, "nbd: shutting down (%u connections)", srv->nr_conns);
 	event_del(srv->accept_retry_ev);
-	close_listeners(srv);
+	nbd_server_close_listeners(srv);
 	/* nbd_conn_shutdown may free c (and unlink it): walk with next. */
 	for (c = srv->conns; c; c = next) {
 		next = c->next;
@@ -329,7 +329,7 @@ void nbd_server_free(struct nbd_server *srv)
 {
 	if (!srv)
 		return;
-	close_listeners(srv);
+	nbd_server_close_listeners(srv);
 	while (srv->conns) {
 		struct nbd_conn *c = srv->conns;
 

@@ -8,16 +8,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 
-#include "daemon/vbd.h"
+#include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
-
-_Static_assert(sizeof(struct vd_extent) == 8, "vd_extent has the wire layout");
-_Static_assert(VD_EXTENT_HOLE == NBD_STATE_HOLE && VD_EXTENT_ZERO == NBD_STATE_ZERO,
-	       "extent flags are base:allocation's");
 
 int nbd_tx_start(struct nbd_conn *c)
 {
@@ -47,7 +44,7 @@ int nbd_tx_start(struct nbd_conn *c)
 	return 0;
 }
 
-static struct nbd_slot *slot_get(struct nbd_conn *c, const struct nbd_request *r)
+static struct nbd_slot *nbd_tx_slot_get(struct nbd_conn *c, const struct nbd_request *r)
 {
 	struct nbd_slot *s = c->free_slots;
 
@@ -66,7 +63,7 @@ static struct nbd_slot *slot_get(struct nbd_conn *c, const struct nbd_request *r
 
 /* Errors found before the disk: structured replies prefer an error chunk
  * (a READ must get one). */
-static void reply_error(struct nbd_conn *c, struct nbd_slot *s, uint32_t err,
+static void nbd_tx_reply_error(struct nbd_conn *c, struct nbd_slot *s, uint32_t err,
 			const char *msg, bool offset_valid)
 {
 	if (c->caps.structured)
@@ -76,7 +73,7 @@ static void reply_error(struct nbd_conn *c, struct nbd_slot *s, uint32_t err,
 	nbd_conn_queue_reply(c, s);
 }
 
-static void tx_done(struct vbd_request *req)
+static void nbd_tx_done(struct vbd_request *req)
 {
 	struct nbd_slot *s = req->owner;
 	struct nbd_conn *c = s->conn;
@@ -92,21 +89,22 @@ static void tx_done(struct vbd_request *req)
 
 	if (err) {
 		/* The offset tells a READ's client where it failed. */
-		reply_error(c, s, err, msg, s->type == NBD_CMD_READ);
+		nbd_tx_reply_error(c, s, err, msg, s->type == NBD_CMD_READ);
 	} else if (s->type == NBD_CMD_READ) {
 		if (c->caps.structured)
-			nbd_reply_data(&s->reply, s->handle, s->offset, req->io.buf, s->len);
+			nbd_reply_data(&s->reply, s->handle, s->offset, req->buf, s->len);
 		else
-			nbd_reply_simple(&s->reply, s->handle, 0, req->io.buf, s->len);
+			nbd_reply_simple(&s->reply, s->handle, 0, req->buf, s->len);
 		nbd_conn_queue_reply(c, s);
 	} else if (s->type == NBD_CMD_BLOCK_STATUS) {
-		/* The vbd answers for drivers without extents and never
-		 * succeeds with none, so n >= 1. */
-		unsigned n = nbd_extents_to_wire(req->io.extents, req->io.nr_extents, s->len,
+		/* The vbd never succeeds with no extent, so n >= 1.  The wire
+		 * descriptors go behind the extents in the request's buffer. */
+		uint8_t *wire = (uint8_t *)(req->extents + req->max_extents);
+		unsigned n = nbd_extents_to_wire(req->extents, req->nr_extents, wire, s->len,
 						 s->flags & NBD_CMD_FLAG_REQ_ONE);
 
 		nbd_reply_block_status(&s->reply, s->handle,
-				       NBD_META_ID_BASE_ALLOCATION, req->io.extents, n);
+				       NBD_META_ID_BASE_ALLOCATION, wire, n);
 		nbd_conn_queue_reply(c, s);
 	} else {
 		nbd_reply_simple(&s->reply, s->handle, 0, NULL, 0);
@@ -115,7 +113,7 @@ static void tx_done(struct vbd_request *req)
 	nbd_conn_check_done(c);
 }
 
-static void submit(struct nbd_conn *c, struct nbd_slot *s)
+static void nbd_tx_submit(struct nbd_conn *c, struct nbd_slot *s)
 {
 	vbd_request_submit(s->req);
 	c->inflight++;
@@ -130,15 +128,16 @@ void nbd_tx_kick(struct nbd_conn *c)
 	}
 }
 
-void nbd_tx_write_ready(struct nbd_conn *c)
+/* A WRITE's payload has all arrived. */
+static void nbd_tx_write_ready(struct nbd_conn *c)
 {
 	struct nbd_slot *s = c->wslot;
 
 	c->wslot = NULL;
-	submit(c, s);
+	nbd_tx_submit(c, s);
 }
 
-static enum vbd_op vbd_op_of(uint16_t type)
+static enum vbd_op nbd_tx_op(uint16_t type)
 {
 	switch (type) {
 	case NBD_CMD_READ:
@@ -158,7 +157,7 @@ static enum vbd_op vbd_op_of(uint16_t type)
 	}
 }
 
-static unsigned io_flags(const struct nbd_slot *s)
+static unsigned nbd_tx_flags(const struct nbd_slot *s)
 {
 	unsigned f = 0;
 	bool writes = s->type == NBD_CMD_WRITE || s->type == NBD_CMD_TRIM ||
@@ -167,23 +166,23 @@ static unsigned io_flags(const struct nbd_slot *s)
 	/* FUA is accepted on every command but only means something where
 	 * data is written. */
 	if (writes && (s->flags & NBD_CMD_FLAG_FUA))
-		f |= VD_IO_FUA;
+		f |= VBD_REQ_FUA;
 	if (s->flags & NBD_CMD_FLAG_NO_HOLE)
-		f |= VD_IO_NO_HOLE;
+		f |= VBD_REQ_NO_HOLE;
 	if (s->flags & NBD_CMD_FLAG_FAST_ZERO)
-		f |= VD_IO_FAST_ZERO;
+		f |= VBD_REQ_FAST_ZERO;
 	if (s->flags & NBD_CMD_FLAG_REQ_ONE)
-		f |= VD_IO_REQ_ONE;
+		f |= VBD_REQ_ONE_EXTENT;
 	return f;
 }
 
 /* One decoded request (not DISC).  Consumes a WRITE's payload from the
  * buffer, or arranges for the rest of it to be read into the request. */
-static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
+static void nbd_tx_dispatch(struct nbd_conn *c, const struct nbd_request *r)
 {
 	const char *msg = NULL;
 	uint32_t err = nbd_request_check(&c->caps, r, &msg);
-	struct nbd_slot *s = slot_get(c, r);
+	struct nbd_slot *s = nbd_tx_slot_get(c, r);
 	struct vbd_request *req;
 	uint64_t buflen = 0;
 
@@ -195,7 +194,7 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 			log_msg(LOG_LVL_DEBUG, "nbd: connection %u: command %u offset %llu "
 				"length %u: %s", c->id, r->type,
 				(unsigned long long)r->offset, r->len, msg);
-		reply_error(c, s, err, msg, false);
+		nbd_tx_reply_error(c, s, err, msg, false);
 		return;
 	}
 
@@ -205,7 +204,7 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 		buflen = r->len;
 		break;
 	case NBD_CMD_BLOCK_STATUS:
-		buflen = sizeof(struct vd_extent) *
+		buflen = (sizeof(struct vbd_extent) + NBD_EXTENT_WIRE_LEN) *
 			((r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS);
 		break;
 	}
@@ -214,7 +213,7 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 	if (!req) {
 		if (r->type == NBD_CMD_WRITE)
 			c->skip = r->len;
-		reply_error(c, s, NBD_ENOMEM, "out of memory", false);
+		nbd_tx_reply_error(c, s, NBD_ENOMEM, "out of memory", false);
 		return;
 	}
 	s->req = req;
@@ -222,26 +221,26 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 		s->bytes = buflen;
 		c->bytes += buflen;
 	}
-	req->op = vbd_op_of(r->type);
-	req->io.offset = r->offset;
-	req->io.len = r->len;
-	req->io.flags = io_flags(s);
-	req->done = tx_done;
+	req->op = nbd_tx_op(r->type);
+	req->offset = r->offset;
+	req->len = r->len;
+	req->flags = nbd_tx_flags(s);
+	req->done = nbd_tx_done;
 	req->owner = s;
 	req->tag = r->handle;
 	if (r->type == NBD_CMD_BLOCK_STATUS) {
-		req->io.extents = req->io.buf;
-		req->io.nr_extents = 0;
-		req->io.max_extents = (unsigned)(buflen / sizeof(struct vd_extent));
+		req->extents = req->buf;
+		req->max_extents = (unsigned)(buflen /
+					      (sizeof(struct vbd_extent) + NBD_EXTENT_WIRE_LEN));
 	}
 
 	if (r->type == NBD_CMD_WRITE) {
 		/* Take what is already buffered; the rest is read straight
-		 * into the request (nbd-conn.c). */
+		 * into the request (nbd_tx_read). */
 		size_t avail = c->rlen - c->rpos;
 		size_t d = avail < r->len ? avail : r->len;
 
-		memcpy(req->io.buf, c->rbuf + c->rpos, d);
+		memcpy(req->buf, c->rbuf + c->rpos, d);
 		c->rpos += d;
 		if (d < r->len) {
 			c->wslot = s;
@@ -249,11 +248,11 @@ static void dispatch(struct nbd_conn *c, const struct nbd_request *r)
 			return;
 		}
 	}
-	submit(c, s);
+	nbd_tx_submit(c, s);
 }
 
 /* The stream cannot be trusted any more: hard disconnect. */
-static void bad_magic(struct nbd_conn *c)
+static void nbd_tx_bad_magic(struct nbd_conn *c)
 {
 	if (c->srv && nbd_server_warn_ok(c->srv))
 		log_msg(LOG_LVL_WARN, "nbd: connection %u (%s): bad request magic, closing",
@@ -281,7 +280,7 @@ void nbd_tx_parse(struct nbd_conn *c)
 		/* A wrong magic is known from 4 bytes: do not wait for 28
 		 * (an option sent after GO is shorter than a request). */
 		if (avail >= 4 && nbd_get32(c->rbuf + c->rpos) != NBD_REQUEST_MAGIC) {
-			bad_magic(c);
+			nbd_tx_bad_magic(c);
 			return;
 		}
 		if (avail < NBD_REQUEST_LEN)
@@ -293,7 +292,7 @@ void nbd_tx_parse(struct nbd_conn *c)
 			break;
 		}
 		if (nbd_request_decode(c->rbuf + c->rpos, &r) < 0) {
-			bad_magic(c);
+			nbd_tx_bad_magic(c);
 			return;
 		}
 		c->rpos += NBD_REQUEST_LEN;
@@ -303,6 +302,53 @@ void nbd_tx_parse(struct nbd_conn *c)
 			nbd_conn_stop_input(c);
 			break;
 		}
-		dispatch(c, &r);
+		nbd_tx_dispatch(c, &r);
 	}
+}
+
+/* Reads as long as the socket has data: request headers into rbuf, a
+ * WRITE's payload straight into its request (readv with rbuf behind it,
+ * so the next headers come in the same call). */
+void nbd_tx_read(struct nbd_conn *c)
+{
+	while (c->state == NBD_CONN_TRANSMISSION && !c->throttled) {
+		struct iovec iov[2];
+		size_t want = 0, payload = 0;
+		ssize_t n;
+		int cnt = 0;
+
+		nbd_conn_compact(c);
+		if (c->wslot) {
+			payload = c->wslot->len - c->wgot;
+			iov[cnt].iov_base = (uint8_t *)c->wslot->req->buf + c->wgot;
+			iov[cnt++].iov_len = payload;
+		}
+		if (c->rlen < NBD_RBUF_SIZE) {
+			iov[cnt].iov_base = c->rbuf + c->rlen;
+			iov[cnt++].iov_len = NBD_RBUF_SIZE - c->rlen;
+		}
+		for (int i = 0; i < cnt; i++)
+			want += iov[i].iov_len;
+		if (!cnt)
+			break;	/* full buffer while throttled: not reached */
+
+		n = nbd_conn_readv(c, iov, cnt);
+		if (n <= 0)
+			break;
+		if (payload) {
+			size_t d = (size_t)n < payload ? (size_t)n : payload;
+
+			c->wgot += (uint32_t)d;
+			c->rlen += (size_t)n - d;
+			if (c->wgot == c->wslot->len)
+				nbd_tx_write_ready(c);
+		} else {
+			c->rlen += (size_t)n;
+		}
+		nbd_tx_parse(c);
+		/* A short read means the socket is empty: skip the EAGAIN. */
+		if ((size_t)n < want)
+			break;
+	}
+	nbd_tx_kick(c);
 }

@@ -72,7 +72,7 @@ void tq_slot_prep(struct tq_slot *s, int resfd, bool rwf_dsync)
 	s->iocb.data = s;
 }
 
-static void list_add(struct tiocb ***tail, struct tiocb *t)
+static void tq_list_add(struct tiocb ***tail, struct tiocb *t)
 {
 	t->next = NULL;
 	**tail = t;
@@ -88,7 +88,7 @@ unsigned tq_slot_split(struct tq_slot *s, long res,
 
 	if (res < 0 && s->count == 1) {
 		t->res = res;
-		list_add(done_tail, t);
+		tq_list_add(done_tail, t);
 		return 1;
 	}
 	if (res < 0) {
@@ -97,13 +97,13 @@ unsigned tq_slot_split(struct tq_slot *s, long res,
 		for (; t; t = next) {
 			next = t->next;
 			t->flags |= TIOCB_NOMERGE;
-			list_add(retry_tail, t);
+			tq_list_add(retry_tail, t);
 		}
 		return 0;
 	}
 	if (t->op == TIOCB_FLUSH) {
 		t->res = 0;
-		list_add(done_tail, t);
+		tq_list_add(done_tail, t);
 		return 1;
 	}
 
@@ -113,7 +113,7 @@ unsigned tq_slot_split(struct tq_slot *s, long res,
 		if (!short_seen && left >= t->len) {
 			left -= t->len;
 			t->res = (long)t->len;
-			list_add(done_tail, t);
+			tq_list_add(done_tail, t);
 			ndone++;
 			continue;
 		}
@@ -122,10 +122,10 @@ unsigned tq_slot_split(struct tq_slot *s, long res,
 		short_seen = true;
 		if (t->retries == 0) {
 			t->retries++;
-			list_add(retry_tail, t);
+			tq_list_add(retry_tail, t);
 		} else {
 			t->res = -EIO;
-			list_add(done_tail, t);
+			tq_list_add(done_tail, t);
 			ndone++;
 		}
 	}

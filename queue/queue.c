@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "queue/queue-int.h"
 
 void tq_list_init(struct tq_list *l)

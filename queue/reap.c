@@ -8,7 +8,7 @@
 #include <event2/event.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "queue/queue-int.h"
 
 enum { AIO_RING_MAGIC = 0xa10a10a1 };

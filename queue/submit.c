@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <time.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "queue/queue-int.h"
 
 enum { TQ_BATCH_MAX = 64 };	/* iocbs per io_submit call */

@@ -65,7 +65,7 @@ static void test_every_key(void)
 	CHECK(strcmp(cfg.listen[1], "tcp:127.0.0.1:10809") == 0);
 	CHECK(strcmp(cfg.control, "/run/vdiskd/d.ctl") == 0);
 	CHECK(cfg.read_only);
-	CHECK_EQ(cfg.cache, VD_CACHE_WRITEBACK);
+	CHECK_EQ(cfg.cache, VBD_CACHE_WRITEBACK);
 	CHECK_EQ(cfg.queue_depth, 64);
 	CHECK_EQ(cfg.max_connections, 4);
 	CHECK_EQ(cfg.log_level, LOG_LVL_DEBUG);
@@ -93,7 +93,7 @@ static void test_layout(void)
 			     "\t\r\n"
 			     "cache=none", err), 0);
 	CHECK(cfg.image && strcmp(cfg.image, "/a b/c=d.img") == 0);
-	CHECK_EQ(cfg.cache, VD_CACHE_NONE);
+	CHECK_EQ(cfg.cache, VBD_CACHE_NONE);
 	CHECK_EQ(cfg.line[CFG_CACHE], 4);
 	cfg_free(&cfg);
 
@@ -440,7 +440,7 @@ static void test_options(void)
 	CHECK(strcmp(o.listen[1], "unix:/f2.nbd") == 0);
 	CHECK(strcmp(o.control, "/f.ctl") == 0);
 	CHECK(o.read_only);
-	CHECK_EQ(o.cache, VD_CACHE_WRITEBACK);
+	CHECK_EQ(o.cache, VBD_CACHE_WRITEBACK);
 	CHECK_EQ(o.queue_depth, 64);
 	CHECK_EQ(o.max_connections, 4);
 	CHECK_EQ(o.log_level, LOG_LVL_WARN);
@@ -457,7 +457,7 @@ static void test_options(void)
 	CHECK_EQ(o.nr_listen, 1);
 	CHECK(strcmp(o.listen[0], "unix:/c.nbd") == 0);
 	CHECK(strcmp(o.control, "/c.ctl") == 0);
-	CHECK_EQ(o.cache, VD_CACHE_NONE);
+	CHECK_EQ(o.cache, VBD_CACHE_NONE);
 	CHECK_EQ(o.queue_depth, 8);
 	CHECK_EQ(o.max_connections, 9);
 	CHECK_EQ(o.log_level, LOG_LVL_DEBUG);
@@ -481,7 +481,7 @@ static void test_options(void)
 	/* Defaults where neither says. */
 	CHECK_EQ(opts(&o, "image = /a\n", NULL), VD_OPT_OK);
 	CHECK_EQ(o.queue_depth, 128);
-	CHECK_EQ(o.cache, VD_CACHE_NONE);
+	CHECK_EQ(o.cache, VBD_CACHE_NONE);
 	CHECK_EQ(o.log_level, LOG_LVL_INFO);
 	CHECK(!o.read_only && !o.name && !o.driver && !o.control);
 	CHECK_EQ(o.nr_listen, 0);

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "control/ctl-int.h"
-#include "daemon/log.h"
+#include "common/log.h"
 #include "tests/lib/test.h"
 
 static int exec_calls;

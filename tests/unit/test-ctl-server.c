@@ -27,11 +27,11 @@
 #include <event2/event.h>
 #include <jansson.h>
 
-#include "control/ctl-client.h"
+#include "tools/ctl-client.h"
 #include "control/ctl-int.h"
 #include "control/ctl.h"
-#include "daemon/log.h"
-#include "daemon/vbd.h"
+#include "common/log.h"
+#include "core/vbd.h"
 #include "tests/lib/test.h"
 
 /* ---- a blocking io_submit ---- */
@@ -680,8 +680,8 @@ static struct vbd_request *stuck_read(struct vbd *vbd, int *done_flag)
 	REQUIRE(req);
 	*done_flag = 0;
 	req->op = VBD_OP_READ;
-	req->io.offset = 0;
-	req->io.len = 4096;
+	req->offset = 0;
+	req->len = 4096;
 	req->done = read_done;
 	req->owner = done_flag;
 	vbd_request_submit(req);
@@ -932,7 +932,7 @@ static void test_client_lib(const char *path)
 int main(void)
 {
 	char image[128], path[128];
-	struct vbd_config cfg = { .name = "t", .driver = "raw", .cache = VD_CACHE_WRITEBACK };
+	struct vbd_config cfg = { .name = "t", .driver = "raw", .cache = VBD_CACHE_WRITEBACK };
 	struct ctl_server *srv;
 	struct vbd *vbd;
 	int fd;

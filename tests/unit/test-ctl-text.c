@@ -7,7 +7,7 @@
 
 #include <jansson.h>
 
-#include "control/ctl-text.h"
+#include "tools/ctl-text.h"
 #include "tests/lib/test.h"
 
 static void check_str(const char *got, const char *want)

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "drivers/driver.h"
+#include "core/vbd.h"
 #include "frontends/nbd-proto.h"
 #include "frontends/nbd-reply.h"
 #include "frontends/nbd-request.h"
@@ -232,12 +232,13 @@ static void test_replies(void)
 	CHECK_EQ(nbd_get64(b + 28), 777);
 
 	{
-		struct vd_extent e[2] = { { 4096, VD_EXTENT_HOLE | VD_EXTENT_ZERO },
-					  { 8192, 0 } };
-		unsigned k = nbd_extents_to_wire(e, 2, 65536, false);
+		struct vbd_extent e[2] = { { 4096, VBD_EXTENT_HOLE | VBD_EXTENT_ZERO },
+					   { 8192, 0 } };
+		uint8_t wire[16];
+		unsigned k = nbd_extents_to_wire(e, 2, wire, 65536, false);
 
 		CHECK_EQ(k, 2);
-		nbd_reply_block_status(&rp, 5, 1, e, k);
+		nbd_reply_block_status(&rp, 5, 1, wire, k);
 		n = flat(&rp, b);
 		CHECK_EQ(n, 20 + 4 + 16);
 		CHECK_EQ(nbd_get16(b + 6), NBD_REPLY_TYPE_BLOCK_STATUS);
@@ -252,48 +253,65 @@ static void test_replies(void)
 
 static void test_extents(void)
 {
-	struct vd_extent e[8];
+	struct vbd_extent e[8];
+	uint8_t w[8 * 8];
 	unsigned n;
 
 	/* Empty ones go, equal neighbours merge, unknown flags are masked. */
-	e[0] = (struct vd_extent){ 0, 0 };
-	e[1] = (struct vd_extent){ 512, 0 };
-	e[2] = (struct vd_extent){ 512, 1u << 7 };
-	e[3] = (struct vd_extent){ 1024, VD_EXTENT_ZERO };
-	e[4] = (struct vd_extent){ 0, VD_EXTENT_HOLE };
-	e[5] = (struct vd_extent){ 2048, VD_EXTENT_ZERO };
-	n = nbd_extents_to_wire(e, 6, 100000, false);
+	e[0] = (struct vbd_extent){ 0, 0 };
+	e[1] = (struct vbd_extent){ 512, 0 };
+	e[2] = (struct vbd_extent){ 512, 1u << 7 };
+	e[3] = (struct vbd_extent){ 1024, VBD_EXTENT_ZERO };
+	e[4] = (struct vbd_extent){ 0, VBD_EXTENT_HOLE };
+	e[5] = (struct vbd_extent){ 2048, VBD_EXTENT_ZERO };
+	n = nbd_extents_to_wire(e, 6, w, 100000, false);
 	CHECK_EQ(n, 2);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[0]), 1024);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[0] + 4), 0);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[1]), 3072);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[1] + 4), NBD_STATE_ZERO);
+	CHECK_EQ(nbd_get32(w), 1024);
+	CHECK_EQ(nbd_get32(w + 4), 0);
+	CHECK_EQ(nbd_get32(w + 8), 3072);
+	CHECK_EQ(nbd_get32(w + 12), NBD_STATE_ZERO);
 
-	/* Stops once the request is covered (the last may reach past). */
-	e[0] = (struct vd_extent){ 4096, 0 };
-	e[1] = (struct vd_extent){ 4096, VD_EXTENT_HOLE };
-	e[2] = (struct vd_extent){ 4096, 0 };
-	n = nbd_extents_to_wire(e, 3, 5000, false);
+	/* Stops once the request is covered, cutting the last there. */
+	e[0] = (struct vbd_extent){ 4096, 0 };
+	e[1] = (struct vbd_extent){ 4096, VBD_EXTENT_HOLE };
+	e[2] = (struct vbd_extent){ 4096, 0 };
+	n = nbd_extents_to_wire(e, 3, w, 5000, false);
 	CHECK_EQ(n, 2);
+	CHECK_EQ(nbd_get32(w), 4096);
+	CHECK_EQ(nbd_get32(w + 8), 5000 - 4096);
+	CHECK_EQ(nbd_get32(w + 12), NBD_STATE_HOLE);
 
 	/* REQ_ONE: one descriptor, no longer than the request. */
-	e[0] = (struct vd_extent){ 1 << 20, VD_EXTENT_HOLE };
-	e[1] = (struct vd_extent){ 4096, 0 };
-	n = nbd_extents_to_wire(e, 2, 4096, true);
+	e[0] = (struct vbd_extent){ 1 << 20, VBD_EXTENT_HOLE };
+	e[1] = (struct vbd_extent){ 4096, 0 };
+	n = nbd_extents_to_wire(e, 2, w, 4096, true);
 	CHECK_EQ(n, 1);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[0]), 4096);
-	CHECK_EQ(nbd_get32((uint8_t *)&e[0] + 4), NBD_STATE_HOLE);
+	CHECK_EQ(nbd_get32(w), 4096);
+	CHECK_EQ(nbd_get32(w + 4), NBD_STATE_HOLE);
 
-	/* Nothing usable: the caller answers for itself. */
-	e[0] = (struct vd_extent){ 0, 0 };
-	CHECK_EQ(nbd_extents_to_wire(e, 1, 4096, false), 0);
-	CHECK_EQ(nbd_extents_to_wire(e, 0, 4096, true), 0);
+	/* REQ_ONE keeps merging equal neighbours into the one it sends. */
+	e[0] = (struct vbd_extent){ 4096, 0 };
+	e[1] = (struct vbd_extent){ 4096, 0 };
+	e[2] = (struct vbd_extent){ 4096, VBD_EXTENT_HOLE };
+	n = nbd_extents_to_wire(e, 3, w, 65536, true);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(nbd_get32(w), 8192);
 
-	/* Merging never overflows a 32-bit length. */
-	e[0] = (struct vd_extent){ 0xfffff000u, 0 };
-	e[1] = (struct vd_extent){ 0x2000, 0 };
-	n = nbd_extents_to_wire(e, 2, 0xffffffffu, false);
+	/* Nothing usable: no descriptor. */
+	e[0] = (struct vbd_extent){ 0, 0 };
+	CHECK_EQ(nbd_extents_to_wire(e, 1, w, 4096, false), 0);
+	CHECK_EQ(nbd_extents_to_wire(e, 0, w, 4096, true), 0);
+
+	/* 64-bit extents are cut to the 32-bit request. */
+	e[0] = (struct vbd_extent){ 1ull << 40, 0 };
+	n = nbd_extents_to_wire(e, 1, w, 0xffffffffu, false);
+	CHECK_EQ(n, 1);
+	CHECK_EQ(nbd_get32(w), 0xffffffffu);
+	e[0] = (struct vbd_extent){ 0xfffff000u, 0 };
+	e[1] = (struct vbd_extent){ 0x2000, VBD_EXTENT_ZERO };
+	n = nbd_extents_to_wire(e, 2, w, 0xffffffffu, false);
 	CHECK_EQ(n, 2);
+	CHECK_EQ(nbd_get32(w + 8), 0xfff);
 }
 
 int main(void)

@@ -31,7 +31,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 #include "queue/queue.h"
 #include "queue/tiocb.h"
 #include "tests/lib/test.h"

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/log.h"
 #include "drivers/driver.h"
 #include "queue/queue.h"
 #include "tests/lib/test.h"
@@ -173,9 +173,10 @@ static int open_raw(const char *path, struct tqueue *q, enum vd_cache cache,
 		    bool ro, struct vd_info *info, void **priv)
 {
 	struct vd_open_opts o = { .read_only = ro, .cache = cache };
+	struct vd_env env = { .q = q };
 
 	memset(info, 0, sizeof(*info));
-	return drv->open(path, &o, q, info, priv);
+	return drv->open(path, &o, &env, info, priv);
 }
 
 static void make_file(const char *path, uint64_t size, const unsigned char *data)

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <stdint.h>
 
-#include "drivers/driver.h"
+#include "common/size.h"
 #include "tests/lib/test.h"
 
 struct size_case {

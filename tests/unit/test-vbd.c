@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
-#include "daemon/vbd.h"
+#include "common/log.h"
+#include "core/vbd.h"
 #include "tests/lib/test.h"
 
 static struct event_base *base;
@@ -28,8 +28,8 @@ static struct vbd_request *mkreq(struct vbd *vbd, enum vbd_op op, uint64_t off,
 	struct vbd_request *req = vbd_request_get(vbd, buflen);
 	REQUIRE(req);
 	req->op = op;
-	req->io.offset = off;
-	req->io.len = len;
+	req->offset = off;
+	req->len = len;
 	req->done = on_done;
 	req->tag = 0;
 	return req;
@@ -54,7 +54,7 @@ static int sync_io(struct vbd *vbd, enum vbd_op op, uint64_t off, uint64_t len,
 {
 	struct vbd_request *req = mkreq(vbd, op, off, len, op <= VBD_OP_WRITE ? len : 0);
 	if (op == VBD_OP_WRITE)
-		memcpy(req->io.buf, data, len);
+		memcpy(req->buf, data, len);
 	int want = ndone + 1;
 	submit(req);
 	vbd_kick(vbd);
@@ -62,7 +62,7 @@ static int sync_io(struct vbd *vbd, enum vbd_op op, uint64_t off, uint64_t len,
 	CHECK(req->tag == 1);
 	int err = req->err;
 	if (op == VBD_OP_READ && !err)
-		memcpy(data, req->io.buf, len);
+		memcpy(data, req->buf, len);
 	vbd_request_put(req);
 	return err;
 }
@@ -115,15 +115,15 @@ static void test_data(struct vbd *vbd)
 	CHECK(b[0] == 0 && b[4095] == 0);
 
 	/* Block status through the vbd. */
-	struct vd_extent ext[8];
+	struct vbd_extent ext[8];
 	struct vbd_request *req = mkreq(vbd, VBD_OP_BLOCK_STATUS, 0, 4 << 20, 0);
-	req->io.extents = ext;
-	req->io.max_extents = 8;
+	req->extents = ext;
+	req->max_extents = 8;
 	int want = ndone + 1;
 	submit(req);
 	run_until(&ndone, want);
 	CHECK_EQ(req->err, 0);
-	CHECK(req->io.nr_extents >= 1);
+	CHECK(req->nr_extents >= 1);
 	vbd_request_put(req);
 	free(a);
 	free(b);
@@ -136,7 +136,7 @@ static void test_pause(struct vbd *vbd)
 
 	/* A request in flight finishes before the pause is acknowledged. */
 	r1 = mkreq(vbd, VBD_OP_WRITE, 0, 4096, 4096);
-	memset(r1->io.buf, 0x5a, 4096);
+	memset(r1->buf, 0x5a, 4096);
 	cb_calls = 0;
 	submit(r1);
 	vbd_kick(vbd);
@@ -177,7 +177,7 @@ static void test_pause(struct vbd *vbd)
 	run_until(&ndone, want);
 	CHECK(r2->tag == 1);
 	CHECK_EQ(r2->err, 0);
-	CHECK(((unsigned char *)r2->io.buf)[0] == 0x5a);
+	CHECK(((unsigned char *)r2->buf)[0] == 0x5a);
 	vbd_request_put(r1);
 	vbd_request_put(r2);
 

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "control/ctl-text.h"
+#include "tools/ctl-text.h"
 
 const char *ctl_fmt_size(uint64_t v, char *buf, size_t len)
 {
@@ -73,12 +73,12 @@ const char *ctl_get_str(json_t *obj, const char *key, const char *dflt)
 }
 
 /* "label      value" lines: the labels of one table share a width. */
-static void kv(FILE *f, int w, const char *label, const char *value)
+static void ctl_text_kv(FILE *f, int w, const char *label, const char *value)
 {
 	fprintf(f, "%-*s%s\n", w, label, value);
 }
 
-static void kv_u64(FILE *f, int w, const char *label, json_t *o, const char *key)
+static void ctl_text_kv_u64(FILE *f, int w, const char *label, json_t *o, const char *key)
 {
 	fprintf(f, "%-*s%llu\n", w, label, (unsigned long long)ctl_get_u64(o, key));
 }
@@ -90,28 +90,28 @@ void ctl_print_info(FILE *f, json_t *o)
 	size_t i;
 	json_t *v;
 
-	kv(f, 16, "name", ctl_get_str(o, "name", "?"));
-	kv(f, 16, "image", ctl_get_str(o, "image", "?"));
-	kv(f, 16, "driver", ctl_get_str(o, "driver", "?"));
+	ctl_text_kv(f, 16, "name", ctl_get_str(o, "name", "?"));
+	ctl_text_kv(f, 16, "image", ctl_get_str(o, "image", "?"));
+	ctl_text_kv(f, 16, "driver", ctl_get_str(o, "driver", "?"));
 	snprintf(line, sizeof(line), "%s (%llu bytes)",
 		 ctl_fmt_size(ctl_get_u64(o, "size"), b, sizeof(b)),
 		 (unsigned long long)ctl_get_u64(o, "size"));
-	kv(f, 16, "size", line);
+	ctl_text_kv(f, 16, "size", line);
 	snprintf(line, sizeof(line), "%llu logical, %llu physical",
 		 (unsigned long long)ctl_get_u64(o, "logical_block"),
 		 (unsigned long long)ctl_get_u64(o, "physical_block"));
-	kv(f, 16, "block size", line);
-	kv(f, 16, "read-only", json_is_true(json_object_get(o, "read_only")) ? "yes" : "no");
-	kv(f, 16, "cache", ctl_get_str(o, "cache", "?"));
-	kv(f, 16, "state", ctl_get_str(o, "state", "?"));
+	ctl_text_kv(f, 16, "block size", line);
+	ctl_text_kv(f, 16, "read-only", json_is_true(json_object_get(o, "read_only")) ? "yes" : "no");
+	ctl_text_kv(f, 16, "cache", ctl_get_str(o, "cache", "?"));
+	ctl_text_kv(f, 16, "state", ctl_get_str(o, "state", "?"));
 	if (json_array_size(listen) == 0)
-		kv(f, 16, "listen", "-");
+		ctl_text_kv(f, 16, "listen", "-");
 	json_array_foreach(listen, i, v)
-		kv(f, 16, i == 0 ? "listen" : "", json_string_value(v) ? json_string_value(v) : "?");
+		ctl_text_kv(f, 16, i == 0 ? "listen" : "", json_string_value(v) ? json_string_value(v) : "?");
 	if (json_object_get(o, "connections"))
-		kv_u64(f, 16, "connections", o, "connections");
-	kv_u64(f, 16, "pid", o, "pid");
-	kv(f, 16, "version", ctl_get_str(o, "version", "?"));
+		ctl_text_kv_u64(f, 16, "connections", o, "connections");
+	ctl_text_kv_u64(f, 16, "pid", o, "pid");
+	ctl_text_kv(f, 16, "version", ctl_get_str(o, "version", "?"));
 }
 
 /* Keys the tables below show; anything else is printed at the end, so a
@@ -124,7 +124,7 @@ static const char *const shown_keys[] = {
 	"write_lat_p50_us", "write_lat_p99_us", NULL,
 };
 
-static bool key_shown(const char *k)
+static bool ctl_text_key_shown(const char *k)
 {
 	for (const char *const *p = shown_keys; *p; p++)
 		if (strcmp(*p, k) == 0)
@@ -133,7 +133,7 @@ static bool key_shown(const char *k)
 }
 
 /* "reads   1234   4.8 MiB": a count, and bytes when bytes_key is set. */
-static void count_row(FILE *f, const char *label, json_t *o, const char *key,
+static void ctl_text_count_row(FILE *f, const char *label, json_t *o, const char *key,
 		      const char *bytes_key)
 {
 	char b[32];
@@ -144,7 +144,7 @@ static void count_row(FILE *f, const char *label, json_t *o, const char *key,
 	fputc('\n', f);
 }
 
-static void latency_row(FILE *f, const char *label, json_t *o, const char *p50,
+static void ctl_text_latency_row(FILE *f, const char *label, json_t *o, const char *p50,
 			const char *p99)
 {
 	char b1[32], b2[32];
@@ -161,52 +161,52 @@ void ctl_print_stats(FILE *f, json_t *o)
 	json_t *v;
 	bool other = false;
 
-	kv(f, 18, "state", ctl_get_str(o, "state", "?"));
-	kv(f, 18, "uptime", ctl_fmt_duration(ctl_get_u64(o, "uptime_s"), b, sizeof(b)));
-	kv_u64(f, 18, "connections", o, "connections");
+	ctl_text_kv(f, 18, "state", ctl_get_str(o, "state", "?"));
+	ctl_text_kv(f, 18, "uptime", ctl_fmt_duration(ctl_get_u64(o, "uptime_s"), b, sizeof(b)));
+	ctl_text_kv_u64(f, 18, "connections", o, "connections");
 
 	fprintf(f, "\n%-12s%12s%14s\n", "", "requests", "bytes");
-	count_row(f, "reads", o, "reads", "bytes_read");
-	count_row(f, "writes", o, "writes", "bytes_written");
-	count_row(f, "flushes", o, "flushes", NULL);
-	count_row(f, "trims", o, "trims", NULL);
-	count_row(f, "zeroes", o, "zeroes", NULL);
+	ctl_text_count_row(f, "reads", o, "reads", "bytes_read");
+	ctl_text_count_row(f, "writes", o, "writes", "bytes_written");
+	ctl_text_count_row(f, "flushes", o, "flushes", NULL);
+	ctl_text_count_row(f, "trims", o, "trims", NULL);
+	ctl_text_count_row(f, "zeroes", o, "zeroes", NULL);
 	if (json_object_get(o, "caches"))
-		count_row(f, "caches", o, "caches", NULL);
+		ctl_text_count_row(f, "caches", o, "caches", NULL);
 	if (json_object_get(o, "block_status"))
-		count_row(f, "block status", o, "block_status", NULL);
-	count_row(f, "errors", o, "errors", NULL);
+		ctl_text_count_row(f, "block status", o, "block_status", NULL);
+	ctl_text_count_row(f, "errors", o, "errors", NULL);
 
 	fprintf(f, "\n%-12s%12s%14s\n", "latency", "p50", "p99");
-	latency_row(f, "read", o, "read_lat_p50_us", "read_lat_p99_us");
-	latency_row(f, "write", o, "write_lat_p50_us", "write_lat_p99_us");
+	ctl_text_latency_row(f, "read", o, "read_lat_p50_us", "read_lat_p99_us");
+	ctl_text_latency_row(f, "write", o, "write_lat_p50_us", "write_lat_p99_us");
 
 	fputc('\n', f);
-	kv_u64(f, 18, "inflight", o, "inflight");
+	ctl_text_kv_u64(f, 18, "inflight", o, "inflight");
 	if (json_object_get(o, "held"))
-		kv_u64(f, 18, "held", o, "held");
-	kv_u64(f, 18, "waiting", o, "waiting");
-	kv_u64(f, 18, "pending", o, "pending");
-	kv_u64(f, 18, "iocbs submitted", o, "iocbs_submitted");
-	kv_u64(f, 18, "io_submit calls", o, "io_submit_calls");
-	kv_u64(f, 18, "merged", o, "merged");
+		ctl_text_kv_u64(f, 18, "held", o, "held");
+	ctl_text_kv_u64(f, 18, "waiting", o, "waiting");
+	ctl_text_kv_u64(f, 18, "pending", o, "pending");
+	ctl_text_kv_u64(f, 18, "iocbs submitted", o, "iocbs_submitted");
+	ctl_text_kv_u64(f, 18, "io_submit calls", o, "io_submit_calls");
+	ctl_text_kv_u64(f, 18, "merged", o, "merged");
 
 	json_object_foreach(o, key, v) {
 		char *s;
 
-		if (key_shown(key))
+		if (ctl_text_key_shown(key))
 			continue;
 		if (!other)
 			fputc('\n', f);
 		other = true;
 		s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		kv(f, 18, key, s ? s : "?");
+		ctl_text_kv(f, 18, key, s ? s : "?");
 		free(s);
 	}
 }
 
 /* Per second between two samples. */
-static double rate(const struct ctl_sample *cur, const struct ctl_sample *prev,
+static double ctl_text_rate(const struct ctl_sample *cur, const struct ctl_sample *prev,
 		   const char *key)
 {
 	double dt;
@@ -224,11 +224,11 @@ static double rate(const struct ctl_sample *cur, const struct ctl_sample *prev,
 }
 
 /* "read   1234   4.82   4.0   120 us   900 us" */
-static void watch_io_row(FILE *f, const char *label, const struct ctl_sample *cur,
+static void ctl_text_watch_io_row(FILE *f, const char *label, const struct ctl_sample *cur,
 			 const struct ctl_sample *prev, const char *ops, const char *bytes,
 			 const char *p50, const char *p99)
 {
-	double iops = rate(cur, prev, ops), bps = rate(cur, prev, bytes);
+	double iops = ctl_text_rate(cur, prev, ops), bps = ctl_text_rate(cur, prev, bytes);
 	char b1[32], b2[32];
 
 	fprintf(f, "%-8s%10.0f%10.2f%10.1f%11s%11s\n", label, iops, bps / 1048576,
@@ -244,7 +244,7 @@ void ctl_print_watch(FILE *f, const char *title, const struct ctl_sample *cur,
 {
 	json_t *o = cur->o;
 	uint64_t conns = ctl_get_u64(o, "connections");
-	double calls = rate(cur, prev, "io_submit_calls");
+	double calls = ctl_text_rate(cur, prev, "io_submit_calls");
 	char b[32], ts[32];
 	time_t now = time(NULL);
 	struct tm tm;
@@ -260,23 +260,23 @@ void ctl_print_watch(FILE *f, const char *title, const struct ctl_sample *cur,
 		prev->o ? "" : "  (rates since start)");
 	fprintf(f, "%-8s%10s%10s%10s%11s%11s\n", "", "IOPS", "MiB/s", "avg KiB",
 		"lat p50", "lat p99");
-	watch_io_row(f, "read", cur, prev, "reads", "bytes_read",
+	ctl_text_watch_io_row(f, "read", cur, prev, "reads", "bytes_read",
 		     "read_lat_p50_us", "read_lat_p99_us");
-	watch_io_row(f, "write", cur, prev, "writes", "bytes_written",
+	ctl_text_watch_io_row(f, "write", cur, prev, "writes", "bytes_written",
 		     "write_lat_p50_us", "write_lat_p99_us");
-	fprintf(f, "%-8s%10.0f\n", "flush", rate(cur, prev, "flushes"));
-	fprintf(f, "%-8s%10.0f\n", "trim", rate(cur, prev, "trims"));
-	fprintf(f, "%-8s%10.0f\n", "zero", rate(cur, prev, "zeroes"));
+	fprintf(f, "%-8s%10.0f\n", "flush", ctl_text_rate(cur, prev, "flushes"));
+	fprintf(f, "%-8s%10.0f\n", "trim", ctl_text_rate(cur, prev, "trims"));
+	fprintf(f, "%-8s%10.0f\n", "zero", ctl_text_rate(cur, prev, "zeroes"));
 	fprintf(f, "\nqueue    inflight %llu  held %llu  waiting %llu  pending %llu\n",
 		(unsigned long long)ctl_get_u64(o, "inflight"),
 		(unsigned long long)ctl_get_u64(o, "held"),
 		(unsigned long long)ctl_get_u64(o, "waiting"),
 		(unsigned long long)ctl_get_u64(o, "pending"));
 	fprintf(f, "submit   %.0f io_submit/s, %.1f iocbs per call, %.0f merged/s\n", calls,
-		calls > 0 ? rate(cur, prev, "iocbs_submitted") / calls : 0.0,
-		rate(cur, prev, "merged"));
+		calls > 0 ? ctl_text_rate(cur, prev, "iocbs_submitted") / calls : 0.0,
+		ctl_text_rate(cur, prev, "merged"));
 	fprintf(f, "errors   %llu (%.0f/s)\n", (unsigned long long)ctl_get_u64(o, "errors"),
-		rate(cur, prev, "errors"));
+		ctl_text_rate(cur, prev, "errors"));
 	if (!tty)
 		fputc('\n', f);
 	fflush(f);

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/rundir.h"
+#include "common/rundir.h"
 
 int vd_rundir(char *buf, size_t len)
 {

@@ -12,7 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "control/ctl-client.h"
+#include "common/errmsg.h"
+#include "tools/ctl-client.h"
 
 struct ctl_conn {
 	int fd;
@@ -21,21 +22,7 @@ struct ctl_conn {
 	char version[64];
 };
 
-static int set_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int set_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
-static long long now_ms(void)
+static long long ctl_client_now_ms(void)
 {
 	struct timespec ts;
 
@@ -44,10 +31,10 @@ static long long now_ms(void)
 }
 
 /* Reads until a newline; returns the line's length (the newline is
- * replaced by NUL and stays in buf until consume_line) or -errno. */
-static ssize_t read_line(struct ctl_conn *c, int timeout_ms)
+ * replaced by NUL and stays in buf until ctl_client_consume_line) or -errno. */
+static ssize_t ctl_client_read_line(struct ctl_conn *c, int timeout_ms)
 {
-	long long deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	long long deadline = timeout_ms < 0 ? -1 : ctl_client_now_ms() + timeout_ms;
 	size_t scanned = 0;
 
 	for (;;) {
@@ -73,7 +60,7 @@ static ssize_t read_line(struct ctl_conn *c, int timeout_ms)
 		}
 		int wait = -1;
 		if (deadline >= 0) {
-			long long left = deadline - now_ms();
+			long long left = deadline - ctl_client_now_ms();
 			if (left <= 0)
 				return -ETIMEDOUT;
 			wait = left > 1000000 ? 1000000 : (int)left;
@@ -99,7 +86,7 @@ static ssize_t read_line(struct ctl_conn *c, int timeout_ms)
 	}
 }
 
-static void consume_line(struct ctl_conn *c, size_t linelen)
+static void ctl_client_consume_line(struct ctl_conn *c, size_t linelen)
 {
 	size_t used = linelen + 1;
 
@@ -108,7 +95,7 @@ static void consume_line(struct ctl_conn *c, size_t linelen)
 }
 
 /* The greeting's version, or the daemon's refusal message. */
-static int check_greeting(struct ctl_conn *c, const char *line, const char *path,
+static int ctl_client_check_greeting(struct ctl_conn *c, const char *line, const char *path,
 			  char *msg, size_t msglen)
 {
 	json_t *g = json_loads(line, 0, NULL);
@@ -116,13 +103,13 @@ static int check_greeting(struct ctl_conn *c, const char *line, const char *path
 	int err;
 
 	if (!json_is_object(g)) {
-		err = set_msg(msg, msglen, -EPROTO, "%s: not a vdiskd control socket "
+		err = vd_errmsg(msg, msglen, -EPROTO, "%s: not a vdiskd control socket "
 			      "(it greeted with \"%.40s\")", path, line);
 		goto out;
 	}
 	if (json_is_false(json_object_get(g, "ok"))) {
 		const char *m = json_string_value(json_object_get(g, "message"));
-		err = set_msg(msg, msglen, -EPERM, "%s: the daemon refused the "
+		err = vd_errmsg(msg, msglen, -EPERM, "%s: the daemon refused the "
 			      "connection: %s", path, m ? m : "no reason given");
 		goto out;
 	}
@@ -130,12 +117,12 @@ static int check_greeting(struct ctl_conn *c, const char *line, const char *path
 	ver = json_object_get(v, "version");
 	proto = json_object_get(v, "protocol");
 	if (!json_is_object(v) || !json_is_string(ver) || !json_is_integer(proto)) {
-		err = set_msg(msg, msglen, -EPROTO, "%s: not a vdiskd control socket "
+		err = vd_errmsg(msg, msglen, -EPROTO, "%s: not a vdiskd control socket "
 			      "(unexpected greeting)", path);
 		goto out;
 	}
 	if (json_integer_value(proto) != 1) {
-		err = set_msg(msg, msglen, -ENOTSUP, "%s: vdiskd %s speaks control "
+		err = vd_errmsg(msg, msglen, -ENOTSUP, "%s: vdiskd %s speaks control "
 			      "protocol %lld; this vdiskctl knows protocol 1", path,
 			      json_string_value(ver), (long long)json_integer_value(proto));
 		goto out;
@@ -157,70 +144,70 @@ int ctl_conn_open(const char *path, int timeout_ms, struct ctl_conn **out,
 
 	*out = NULL;
 	if (strlen(path) >= sizeof(sa.sun_path))
-		return set_msg(msg, msglen, -ENAMETOOLONG, "%s: path too long for "
+		return vd_errmsg(msg, msglen, -ENAMETOOLONG, "%s: path too long for "
 			       "a unix socket (max %zu bytes)", path, sizeof(sa.sun_path) - 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return set_msg(msg, msglen, -ENOMEM, "out of memory");
+		return vd_errmsg(msg, msglen, -ENOMEM, "out of memory");
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0) {
-		err = set_msg(msg, msglen, -errno, "socket: %s", strerror(errno));
+		err = vd_errmsg(msg, msglen, -errno, "socket: %s", strerror(errno));
 		goto err;
 	}
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		err = -errno;
 		switch (errno) {
 		case ENOENT:
-			set_msg(msg, msglen, err, "%s: no such socket; is vdiskd running "
+			vd_errmsg(msg, msglen, err, "%s: no such socket; is vdiskd running "
 				"for this disk? (check the name or the -s path)", path);
 			break;
 		case ECONNREFUSED: {
 			struct stat st;
 			if (stat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
-				set_msg(msg, msglen, err, "%s: not a socket; give the "
+				vd_errmsg(msg, msglen, err, "%s: not a socket; give the "
 					"control socket (NAME.ctl)", path);
 			else
-				set_msg(msg, msglen, err, "%s: nothing is listening; the "
+				vd_errmsg(msg, msglen, err, "%s: nothing is listening; the "
 					"daemon is not running (a stale socket?)", path);
 			break;
 		}
 		case EACCES:
 		case EPERM:
 			err = -EACCES;
-			set_msg(msg, msglen, err, "%s: permission denied; run as root or "
+			vd_errmsg(msg, msglen, err, "%s: permission denied; run as root or "
 				"as the daemon's user", path);
 			break;
 		case ENOTDIR:
-			set_msg(msg, msglen, err, "%s: a directory in the path is not "
+			vd_errmsg(msg, msglen, err, "%s: a directory in the path is not "
 				"a directory", path);
 			break;
 		default:
-			set_msg(msg, msglen, err, "%s: connect: %s", path, strerror(errno));
+			vd_errmsg(msg, msglen, err, "%s: connect: %s", path, strerror(errno));
 		}
 		goto err;
 	}
-	n = read_line(c, timeout_ms);
+	n = ctl_client_read_line(c, timeout_ms);
 	if (n < 0) {
 		err = (int)n;
 		if (err == -ETIMEDOUT)
-			set_msg(msg, msglen, err, "%s: no greeting within %d ms; is it a "
+			vd_errmsg(msg, msglen, err, "%s: no greeting within %d ms; is it a "
 				"vdiskd control socket?", path, timeout_ms);
 		else if (err == -EMSGSIZE)
-			set_msg(msg, msglen, err = -EPROTO, "%s: not a vdiskd control "
+			vd_errmsg(msg, msglen, err = -EPROTO, "%s: not a vdiskd control "
 				"socket (endless greeting)", path);
 		else if (err == -EPIPE && c->len == 0)
-			set_msg(msg, msglen, err = -EPROTO, "%s: closed without a greeting; "
+			vd_errmsg(msg, msglen, err = -EPROTO, "%s: closed without a greeting; "
 				"is it a vdiskd control socket?", path);
 		else
-			set_msg(msg, msglen, err, "%s: reading the greeting: %s", path,
+			vd_errmsg(msg, msglen, err, "%s: reading the greeting: %s", path,
 				strerror(-err));
 		goto err;
 	}
-	err = check_greeting(c, c->buf, path, msg, msglen);
+	err = ctl_client_check_greeting(c, c->buf, path, msg, msglen);
 	if (err < 0)
 		goto err;
-	consume_line(c, (size_t)n);
+	ctl_client_consume_line(c, (size_t)n);
 	*out = c;
 	return 0;
 err:
@@ -243,7 +230,7 @@ const char *ctl_conn_version(const struct ctl_conn *c)
 	return c->version;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+static int ctl_client_write_all(int fd, const char *p, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -272,41 +259,41 @@ int ctl_conn_call(struct ctl_conn *c, const char *request, int timeout_ms,
 	if (reply)
 		*reply = NULL;
 	if (memchr(request, '\n', rlen))
-		return set_msg(msg, msglen, -EINVAL, "request contains a newline");
-	err = write_all(c->fd, request, rlen);
+		return vd_errmsg(msg, msglen, -EINVAL, "request contains a newline");
+	err = ctl_client_write_all(c->fd, request, rlen);
 	if (!err)
-		err = write_all(c->fd, "\n", 1);
+		err = ctl_client_write_all(c->fd, "\n", 1);
 	if (err)
-		return set_msg(msg, msglen, err == -ECONNRESET ? -EPIPE : err,
+		return vd_errmsg(msg, msglen, err == -ECONNRESET ? -EPIPE : err,
 			       "sending the request: %s; the daemon closed the connection",
 			       strerror(-err));
-	n = read_line(c, timeout_ms);
+	n = ctl_client_read_line(c, timeout_ms);
 	if (n < 0) {
 		if (n == -ETIMEDOUT)
-			return set_msg(msg, msglen, -ETIMEDOUT, "no reply within %d s",
+			return vd_errmsg(msg, msglen, -ETIMEDOUT, "no reply within %d s",
 				       timeout_ms / 1000);
 		if (n == -EPIPE)
-			return set_msg(msg, msglen, -EPIPE, "the daemon closed the "
+			return vd_errmsg(msg, msglen, -EPIPE, "the daemon closed the "
 				       "connection without a reply");
-		return set_msg(msg, msglen, (int)n, "reading the reply: %s",
+		return vd_errmsg(msg, msglen, (int)n, "reading the reply: %s",
 			       strerror((int)-n));
 	}
 	obj = json_loadb(c->buf, (size_t)n, 0, &jerr);
 	if (!json_is_object(obj) || !json_is_boolean(json_object_get(obj, "ok"))) {
 		json_decref(obj);
-		consume_line(c, (size_t)n);
-		return set_msg(msg, msglen, -EPROTO, "the reply is not a vdiskd reply "
+		ctl_client_consume_line(c, (size_t)n);
+		return vd_errmsg(msg, msglen, -EPROTO, "the reply is not a vdiskd reply "
 			       "object");
 	}
 	if (line) {
 		*line = strndup(c->buf, (size_t)n);
 		if (!*line) {
 			json_decref(obj);
-			consume_line(c, (size_t)n);
-			return set_msg(msg, msglen, -ENOMEM, "out of memory");
+			ctl_client_consume_line(c, (size_t)n);
+			return vd_errmsg(msg, msglen, -ENOMEM, "out of memory");
 		}
 	}
-	consume_line(c, (size_t)n);
+	ctl_client_consume_line(c, (size_t)n);
 	if (reply)
 		*reply = obj;
 	else

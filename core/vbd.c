@@ -4,30 +4,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/log.h"
-#include "daemon/vbd-int.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "core/vbd-int.h"
 #include "queue/queue.h"
 
-static int vbd_open_image(struct vbd *vbd, const char *image, const char *driver,
-			  const struct vd_driver **drv, void **priv, struct vd_info *info)
+static void vbd_info_from(struct vbd_info *out, const struct vd_info *in)
 {
-	*drv = driver ? vd_driver_find(driver) : vd_driver_detect(image);
-	if (!*drv) {
-		log_msg(LOG_LVL_ERR, "unknown driver '%s' (known: %s)",
-			driver ? driver : "?", vd_driver_names());
-		return -EINVAL;
-	}
-	memset(info, 0, sizeof(*info));
-	int r = (*drv)->open(image, &vbd->open_opts, vbd->q, info, priv);
-	if (r < 0)
-		return r;
-	if (vbd->open_opts.read_only)
-		info->read_only = true;
-	if (info->logical_block == 0)
-		info->logical_block = 512;
-	if (info->physical_block < info->logical_block)
-		info->physical_block = info->logical_block;
-	return 0;
+	*out = (struct vbd_info){
+		.size = in->size, .logical_block = in->logical_block,
+		.physical_block = in->physical_block, .read_only = in->read_only,
+		.can_flush = in->can_flush, .can_fua = in->can_fua,
+		.can_trim = in->can_trim, .can_zero = in->can_zero,
+		.can_fast_zero = in->can_fast_zero,
+		.can_block_status = in->can_block_status,
+		.is_rotational = in->is_rotational, .direct = in->direct,
+	};
 }
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out)
@@ -45,7 +37,8 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->held_tail = &vbd->held_head;
 	vbd->deferred_tail = &vbd->deferred_head;
 	vbd->open_opts.read_only = cfg->read_only;
-	vbd->open_opts.cache = cfg->cache;
+	vbd->open_opts.cache = cfg->cache == VBD_CACHE_WRITEBACK ? VD_CACHE_WRITEBACK
+								: VD_CACHE_NONE;
 	vbd->start_ns = vd_now_ns();
 	vbd->deferred_ev = event_new(base, -1, 0, vbd_deferred_cb, vbd);
 	if (!vbd->name || !vbd->image || !vbd->deferred_ev) {
@@ -61,13 +54,15 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");
 		goto err;
 	}
+	vbd->env.base = base;
+	vbd->env.q = vbd->q;
 	vbd->driver_forced = cfg->driver != NULL;
-	r = vbd_open_image(vbd, cfg->image, cfg->driver, &vbd->drv, &vbd->drv_priv,
-			   &vbd->info);
+	r = vd_image_open(cfg->image, cfg->driver, &vbd->open_opts, &vbd->env, &vbd->img);
 	if (r < 0)
 		goto err;
+	vbd_info_from(&vbd->info, vd_image_info(vbd->img));
 	log_msg(LOG_LVL_INFO, "%s image %s, %llu bytes%s%s",
-		vbd->drv->name, vbd->image, (unsigned long long)vbd->info.size,
+		vbd_driver_name(vbd), vbd->image, (unsigned long long)vbd->info.size,
 		vbd->info.read_only ? ", read-only" : "",
 		vbd->info.direct ? ", O_DIRECT" : "");
 	*out = vbd;
@@ -81,8 +76,7 @@ void vbd_close(struct vbd *vbd)
 {
 	if (!vbd)
 		return;
-	if (vbd->drv && vbd->drv_priv)
-		vbd->drv->close(vbd->drv_priv);
+	vd_image_close(vbd->img);
 	if (vbd->q)
 		tq_destroy(vbd->q);
 	/* Requests the frontend never gave back are its leak, not ours to
@@ -104,9 +98,8 @@ void vbd_close(struct vbd *vbd)
 
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 {
-	const struct vd_driver *drv;
-	struct vd_info info;
-	void *priv;
+	struct vd_image *img;
+	uint64_t size;
 	char *path;
 	int r;
 
@@ -115,37 +108,41 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	path = strdup(image ? image : vbd->image);
 	if (!path)
 		return -ENOMEM;
-	r = vbd_open_image(vbd, path, vbd->driver_forced ? vbd->drv->name : NULL,
-			   &drv, &priv, &info);
+	r = vd_image_open(path, vbd->driver_forced ? vbd_driver_name(vbd) : NULL,
+			  &vbd->open_opts, &vbd->env, &img);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "reopen %s failed, keeping %s", path, vbd->image);
 		free(path);
 		return r;
 	}
-	if (info.size != vbd->info.size && !allow_resize) {
+	size = vd_image_info(img)->size;
+	if (size != vbd->info.size && !allow_resize) {
 		log_msg(LOG_LVL_ERR, "reopen %s: size changes from %llu to %llu "
 			"with clients connected", path,
-			(unsigned long long)vbd->info.size, (unsigned long long)info.size);
-		drv->close(priv);
+			(unsigned long long)vbd->info.size, (unsigned long long)size);
+		vd_image_close(img);
 		free(path);
 		return -EBUSY;
 	}
-	vbd->drv->close(vbd->drv_priv);
-	vbd->drv = drv;
-	vbd->drv_priv = priv;
-	vbd->info = info;
+	vd_image_close(vbd->img);
+	vbd->img = img;
+	vbd_info_from(&vbd->info, vd_image_info(img));
 	free(vbd->image);
 	vbd->image = path;
 	log_msg(LOG_LVL_NOTICE, "reopened %s (%s, %llu bytes)",
-		path, drv->name, (unsigned long long)info.size);
+		path, vbd_driver_name(vbd), (unsigned long long)size);
 	return 0;
 }
 
-const struct vd_info *vbd_info(const struct vbd *vbd) { return &vbd->info; }
+const struct vbd_info *vbd_info(const struct vbd *vbd) { return &vbd->info; }
 const char *vbd_name(const struct vbd *vbd) { return vbd->name; }
 const char *vbd_image(const struct vbd *vbd) { return vbd->image; }
-const char *vbd_driver_name(const struct vbd *vbd) { return vbd->drv->name; }
-enum vd_cache vbd_cache(const struct vbd *vbd) { return vbd->open_opts.cache; }
+const char *vbd_driver_name(const struct vbd *vbd) { return vd_image_driver(vbd->img)->name; }
+enum vbd_cache vbd_cache(const struct vbd *vbd)
+{
+	return vbd->open_opts.cache == VD_CACHE_WRITEBACK ? VBD_CACHE_WRITEBACK : VBD_CACHE_NONE;
+}
+
 enum vbd_state vbd_state(const struct vbd *vbd) { return vbd->state; }
 
 const char *vbd_state_name(enum vbd_state s)

@@ -47,6 +47,4 @@ struct log_ratelimit {
 /* True when a message may be printed now; reports suppressed counts. */
 bool log_ratelimit_ok(struct log_ratelimit *rl);
 
-uint64_t vd_now_ns(void);	/* CLOCK_MONOTONIC in ns */
-
 #endif

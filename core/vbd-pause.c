@@ -7,8 +7,9 @@
 #include <event2/event.h>
 #include <stdlib.h>
 
-#include "daemon/log.h"
-#include "daemon/vbd-int.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "core/vbd-int.h"
 #include "queue/queue.h"
 
 /* Fires the drain waiters once nothing is in flight.  A waiter of a pause
@@ -74,7 +75,7 @@ void vbd_pause(struct vbd *vbd, vbd_cb *cb, void *arg)
 
 void vbd_resume(struct vbd *vbd)
 {
-	struct vbd_request *req;
+	struct vbd_req *req;
 
 	if (vbd->state == VBD_RUNNING)
 		return;
@@ -85,7 +86,7 @@ void vbd_resume(struct vbd *vbd)
 	vbd->held_tail = &vbd->held_head;
 	vbd->held = 0;
 	while (req) {
-		struct vbd_request *next = req->vbd_next;
+		struct vbd_req *next = req->vbd_next;
 		vbd_dispatch(vbd, req);
 		req = next;
 	}
@@ -124,10 +125,10 @@ void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg)
 	req->op = VBD_OP_FLUSH;
 	req->done = vbd_flush_done;
 	req->owner = ctx;
-	req->start_ns = vd_now_ns();
+	vbd_req_of(req)->start_ns = vd_now_ns();
 	/* An operator's flush goes through even while paused: nothing is in
 	 * flight then, and a flush before a snapshot is the point. */
-	vbd_dispatch(vbd, req);
+	vbd_dispatch(vbd, vbd_req_of(req));
 	tq_kick(vbd->q);
 }
 

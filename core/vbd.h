@@ -6,9 +6,9 @@
 #define VD_VBD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
-#include "drivers/driver.h"
 
 struct event_base;
 struct vbd;
@@ -31,10 +31,41 @@ enum vbd_state {
 	VBD_PAUSED,
 };
 
+enum vbd_req_flags {
+	VBD_REQ_FUA = 1u << 0,		/* durable before the reply */
+	VBD_REQ_NO_HOLE = 1u << 1,	/* WRITE_ZEROES must allocate */
+	VBD_REQ_FAST_ZERO = 1u << 2,	/* WRITE_ZEROES: ENOTSUP rather than slow */
+	VBD_REQ_ONE_EXTENT = 1u << 3,	/* BLOCK_STATUS: one extent is enough */
+};
+
+/* BLOCK_STATUS answers: holes read as zeroes; ZERO alone is allocated
+ * but reads as zeroes. */
+enum vbd_extent_flags {
+	VBD_EXTENT_HOLE = 1u << 0,
+	VBD_EXTENT_ZERO = 1u << 1,
+};
+struct vbd_extent {
+	uint64_t length;
+	uint32_t flags;
+};
+
+/* One request as a frontend fills it in.  The vbd's own state lives
+ * behind it (core/vbd-int.h). */
 struct vbd_request {
-	struct vd_io io;	/* what the driver sees */
 	enum vbd_op op;
-	int err;		/* result: 0 or a negative errno */
+	uint64_t offset;
+	uint64_t len;
+	unsigned flags;			/* enum vbd_req_flags */
+	void *buf;			/* READ/WRITE payload, 4096-aligned */
+
+	/* BLOCK_STATUS: the frontend points extents at max_extents entries
+	 * (in buf, say); on success the vbd fills nr_extents >= 1 of them,
+	 * covering a prefix of the range. */
+	struct vbd_extent *extents;
+	unsigned max_extents;
+	unsigned nr_extents;
+
+	int err;			/* result: 0 or a negative errno */
 
 	/* The frontend's. */
 	void (*done)(struct vbd_request *req);
@@ -42,13 +73,11 @@ struct vbd_request {
 	uint64_t tag;
 	struct vbd_request *next;	/* free for the frontend's lists
 					 * once done has been called */
+};
 
-	/* The vbd's. */
-	struct vbd *vbd;
-	uint64_t start_ns;
-	bool rejected;		/* failed the checks: the client's fault */
-	size_t cap;		/* capacity of io.buf */
-	struct vbd_request *vbd_next;	/* pool and held list */
+enum vbd_cache {
+	VBD_CACHE_NONE,		/* O_DIRECT */
+	VBD_CACHE_WRITEBACK,	/* page cache */
 };
 
 struct vbd_config {
@@ -56,8 +85,24 @@ struct vbd_config {
 	const char *image;
 	const char *driver;	/* NULL: detect */
 	bool read_only;
-	enum vd_cache cache;
+	enum vbd_cache cache;
 	unsigned queue_depth;
+};
+
+/* What the disk is, as a frontend advertises it. */
+struct vbd_info {
+	uint64_t size;			/* bytes */
+	uint32_t logical_block;		/* smallest unit served without RMW */
+	uint32_t physical_block;	/* preferred unit */
+	bool read_only;
+	bool can_flush;
+	bool can_fua;
+	bool can_trim;
+	bool can_zero;			/* efficient WRITE_ZEROES */
+	bool can_fast_zero;		/* zeroing is never slower than writing */
+	bool can_block_status;		/* knows holes/zeroes */
+	bool is_rotational;
+	bool direct;			/* O_DIRECT in effect */
 };
 
 /* Live counters (see DESIGN.md for the names). */
@@ -78,11 +123,11 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 /* Closes the driver and the queue; in-flight requests must be drained. */
 void vbd_close(struct vbd *vbd);
 
-const struct vd_info *vbd_info(const struct vbd *vbd);
+const struct vbd_info *vbd_info(const struct vbd *vbd);
 const char *vbd_name(const struct vbd *vbd);
 const char *vbd_image(const struct vbd *vbd);
 const char *vbd_driver_name(const struct vbd *vbd);
-enum vd_cache vbd_cache(const struct vbd *vbd);
+enum vbd_cache vbd_cache(const struct vbd *vbd);
 enum vbd_state vbd_state(const struct vbd *vbd);
 const char *vbd_state_name(enum vbd_state s);
 

@@ -1,9 +1,29 @@
-/* vbd internals shared by daemon/vbd*.c. */
+/* vbd internals shared by core/vbd*.c. */
 #ifndef VD_VBD_INT_H
 #define VD_VBD_INT_H
 
-#include "daemon/latency.h"
-#include "daemon/vbd.h"
+#include "core/latency.h"
+#include "core/vbd.h"
+#include "drivers/driver.h"
+
+/* A request with the vbd's state behind the frontend's part.  The vbd
+ * builds io, what the driver sees, from pub at dispatch. */
+struct vbd_req {
+	struct vbd_request pub;
+	struct vd_io io;
+	struct vbd *vbd;
+	uint64_t start_ns;
+	bool rejected;			/* failed the checks: the client's fault */
+	size_t cap;			/* capacity of pub.buf */
+	struct vd_extent *drv_ext;	/* BLOCK_STATUS: the driver's answer */
+	unsigned drv_ext_cap;
+	struct vbd_req *vbd_next;	/* pool, held and deferred lists */
+};
+
+static inline struct vbd_req *vbd_req_of(struct vbd_request *pub)
+{
+	return (struct vbd_req *)((char *)pub - offsetof(struct vbd_req, pub));
+}
 
 struct vbd_waiter {
 	struct vbd_waiter *next;
@@ -22,26 +42,26 @@ struct vbd {
 	struct event_base *base;
 	char *name;
 	char *image;
-	const struct vd_driver *drv;
+	struct vd_image *img;
 	bool driver_forced;		/* -d given: reopen keeps it */
-	void *drv_priv;
-	struct vd_info info;
+	struct vbd_info info;		/* img's, as frontends see it */
 	struct vd_open_opts open_opts;
+	struct vd_env env;
 	struct tqueue *q;
 
 	enum vbd_state state;
 	unsigned inflight;		/* handed to the driver, not yet done */
 	unsigned held;			/* waiting for resume */
-	struct vbd_request *held_head, **held_tail;
+	struct vbd_req *held_head, **held_tail;
 
 	/* Completions and errors found inside vbd_request_submit run from
 	 * this event, so req->done never runs inside submit. */
 	struct event *deferred_ev;
-	struct vbd_request *deferred_head, **deferred_tail;
+	struct vbd_req *deferred_head, **deferred_tail;
 	bool in_submit;
 	struct vbd_waiter *waiters;	/* drain waiters */
 
-	struct vbd_request *pool;	/* free requests */
+	struct vbd_req *pool;		/* free requests */
 	unsigned pool_free, pool_total;
 
 	uint64_t connections;
@@ -49,7 +69,7 @@ struct vbd {
 	struct vbd_counters c;
 };
 
-void vbd_dispatch(struct vbd *vbd, struct vbd_request *req);
+void vbd_dispatch(struct vbd *vbd, struct vbd_req *req);
 void vbd_check_drained(struct vbd *vbd);
 void vbd_deferred_cb(int fd, short what, void *arg);
 void vbd_pool_free_all(struct vbd *vbd);

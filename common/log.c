@@ -10,7 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 static struct {
 	char ident[64];
@@ -117,13 +118,6 @@ void log_errno(enum log_level level, int err, const char *fmt, ...)
 	log_emit(level, err, fmt, ap);
 	va_end(ap);
 	errno = saved;
-}
-
-uint64_t vd_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 bool log_ratelimit_ok(struct log_ratelimit *rl)

@@ -1,5 +1,5 @@
 /* Latency histogram. */
-#include "daemon/latency.h"
+#include "core/latency.h"
 
 static unsigned lat_bucket(uint64_t v)
 {

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frontends/nbd-internal.h"
+#include "common/addr.h"
 
-int nbd_addr_parse(const char *addr, struct nbd_addr *out)
+int vd_addr_parse(const char *addr, struct vd_addr *out)
 {
 	const char *hp, *colon;
 	size_t hlen;

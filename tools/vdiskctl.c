@@ -22,9 +22,9 @@
 
 #include <jansson.h>
 
-#include "control/ctl-client.h"
-#include "control/ctl-text.h"
-#include "daemon/rundir.h"
+#include "tools/ctl-client.h"
+#include "tools/ctl-text.h"
+#include "common/rundir.h"
 
 enum { EXIT_OK = 0, EXIT_DAEMON = 1, EXIT_USAGE = 2 };
 
@@ -52,11 +52,11 @@ struct vcmd {
 	int (*run)(struct cli *cli, int argc, char **argv);
 };
 
-static const struct vcmd *find_cmd(const char *name);
-static void print_usage(FILE *f);
+static const struct vcmd *vdiskctl_find_cmd(const char *name);
+static void vdiskctl_print_usage(FILE *f);
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+static int vdiskctl_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int vdiskctl_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -70,20 +70,20 @@ static int usage_error(const char *fmt, ...)
 
 /* ---- talking to the daemon ---- */
 
-static bool is_dir_entry_ctl(const char *name)
+static bool vdiskctl_is_dir_entry_ctl(const char *name)
 {
 	size_t n = strlen(name);
 
 	return n > 4 && strcmp(name + n - 4, ".ctl") == 0 && name[0] != '.';
 }
 
-static int cmp_str(const void *a, const void *b)
+static int vdiskctl_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 /* The *.ctl names in dir, sorted.  Returns the count or -errno. */
-static int scan_rundir(const char *dir, char ***out)
+static int vdiskctl_scan_rundir(const char *dir, char ***out)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -96,7 +96,7 @@ static int scan_rundir(const char *dir, char ***out)
 	while ((de = readdir(d))) {
 		char **nv;
 
-		if (!is_dir_entry_ctl(de->d_name))
+		if (!vdiskctl_is_dir_entry_ctl(de->d_name))
 			continue;
 		nv = realloc(v, sizeof(*v) * (size_t)(n + 1));
 		if (!nv || !(nv[n] = strdup(de->d_name))) {
@@ -109,12 +109,12 @@ static int scan_rundir(const char *dir, char ***out)
 	}
 	closedir(d);
 	if (n)
-		qsort(v, (size_t)n, sizeof(*v), cmp_str);
+		qsort(v, (size_t)n, sizeof(*v), vdiskctl_cmp_str);
 	*out = v;
 	return n;
 }
 
-static void free_names(char **v, int n)
+static void vdiskctl_free_names(char **v, int n)
 {
 	for (int i = 0; i < n; i++)
 		free(v[i]);
@@ -122,7 +122,7 @@ static void free_names(char **v, int n)
 }
 
 /* -s PATH, NAME (a path when it holds a slash) or the only disk. */
-static int resolve_socket(struct cli *cli)
+static int vdiskctl_resolve_socket(struct cli *cli)
 {
 	char dir[PATH_MAX - 64];
 	char **names;
@@ -145,37 +145,37 @@ static int resolve_socket(struct cli *cli)
 	if (cli->name) {
 		if (snprintf(cli->path, sizeof(cli->path), "%s/%s.ctl", dir, cli->name) >=
 		    (int)sizeof(cli->path))
-			return usage_error("disk name too long");
+			return vdiskctl_usage_error("disk name too long");
 		return 0;
 	}
-	n = scan_rundir(dir, &names);
+	n = vdiskctl_scan_rundir(dir, &names);
 	if (n == 1) {
 		snprintf(cli->path, sizeof(cli->path), "%s/%s", dir, names[0]);
-		free_names(names, n);
+		vdiskctl_free_names(names, n);
 		return 0;
 	}
 	if (n <= 0) {
 		fprintf(stderr, "vdiskctl: no disk given and no control socket in %s "
 			"(is vdiskd running?); use NAME or -s SOCKET\n", dir);
-		free_names(names, n > 0 ? n : 0);
+		vdiskctl_free_names(names, n > 0 ? n : 0);
 		return EXIT_USAGE;
 	}
 	fprintf(stderr, "vdiskctl: %d disks in %s; name one:", n, dir);
 	for (int i = 0; i < n; i++)
 		fprintf(stderr, " %.*s", (int)strlen(names[i]) - 4, names[i]);
 	fputc('\n', stderr);
-	free_names(names, n);
+	vdiskctl_free_names(names, n);
 	return EXIT_USAGE;
 }
 
-static int ensure_conn(struct cli *cli)
+static int vdiskctl_ensure_conn(struct cli *cli)
 {
 	char msg[512];
 	int r;
 
 	if (cli->conn)
 		return 0;
-	r = resolve_socket(cli);
+	r = vdiskctl_resolve_socket(cli);
 	if (r)
 		return r;
 	r = ctl_conn_open(cli->path, CTL_GREETING_TIMEOUT_MS, &cli->conn, msg, sizeof(msg));
@@ -188,20 +188,20 @@ static int ensure_conn(struct cli *cli)
 
 /* Sends request (stolen) and returns the reply in *reply.  Prints the
  * reply line unchanged with --json, the daemon's message on an error. */
-static int call(struct cli *cli, json_t *request, int timeout_ms, json_t **reply)
+static int vdiskctl_call(struct cli *cli, json_t *vdiskctl_request, int timeout_ms, json_t **reply)
 {
 	char msg[512], *line = NULL, *req_s;
 	json_t *obj = NULL;
 	int r;
 
 	*reply = NULL;
-	r = ensure_conn(cli);
+	r = vdiskctl_ensure_conn(cli);
 	if (r) {
-		json_decref(request);
+		json_decref(vdiskctl_request);
 		return r;
 	}
-	req_s = json_dumps(request, JSON_COMPACT);
-	json_decref(request);
+	req_s = json_dumps(vdiskctl_request, JSON_COMPACT);
+	json_decref(vdiskctl_request);
 	if (!req_s) {
 		fprintf(stderr, "vdiskctl: out of memory\n");
 		return EXIT_USAGE;
@@ -230,7 +230,7 @@ static int call(struct cli *cli, json_t *request, int timeout_ms, json_t **reply
 
 /* ---- argument parsing shared by the commands ---- */
 
-static void print_cmd_help(const struct vcmd *c)
+static void vdiskctl_print_cmd_help(const struct vcmd *c)
 {
 	printf("usage: vdiskctl [-s SOCKET | NAME] %s%s%s [--json]\n\n  %s\n",
 	       c->name, c->args[0] ? " " : "", c->args, c->help);
@@ -240,7 +240,7 @@ static void print_cmd_help(const struct vcmd *c)
 
 /* Options every command takes (--json, --help); the rest is the
  * command's.  getopt_long with a per-command option table. */
-static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **argv,
+static int vdiskctl_parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **argv,
 		      const struct option *extra, int (*on_opt)(int opt, const char *arg, void *ctx),
 		      void *ctx)
 {
@@ -268,16 +268,16 @@ static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **ar
 	while ((o = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
 		switch (o) {
 		case 'h':
-			print_cmd_help(c);
+			vdiskctl_print_cmd_help(c);
 			return -1;
 		case 'j':
 			cli->json = true;
 			break;
 		case '?':
 			if (optopt)
-				return usage_error("%s: option -%c: unknown or missing its value",
+				return vdiskctl_usage_error("%s: option -%c: unknown or missing its value",
 						   c->name, optopt);
-			return usage_error("%s: unknown option %s", c->name, argv[optind - 1]);
+			return vdiskctl_usage_error("%s: unknown option %s", c->name, argv[optind - 1]);
 		default:
 			if (!on_opt || on_opt(o, optarg, ctx) != 0)
 				return EXIT_USAGE;
@@ -288,39 +288,39 @@ static int parse_opts(struct cli *cli, const struct vcmd *c, int argc, char **ar
 
 /* Options, then at most one argument: *arg is NULL when absent, and a
  * NULL arg means none is allowed. */
-static int parse_args(struct cli *cli, const struct vcmd *c, int argc, char **argv,
+static int vdiskctl_parse_args(struct cli *cli, const struct vcmd *c, int argc, char **argv,
 		      const char **arg)
 {
-	int r = parse_opts(cli, c, argc, argv, NULL, NULL, NULL);
+	int r = vdiskctl_parse_opts(cli, c, argc, argv, NULL, NULL, NULL);
 
 	if (r)
 		return r;
 	if (arg)
 		*arg = optind < argc ? argv[optind++] : NULL;
 	if (optind < argc)
-		return usage_error("%s: unexpected argument '%s'", c->name, argv[optind]);
+		return vdiskctl_usage_error("%s: unexpected argument '%s'", c->name, argv[optind]);
 	return 0;
 }
 
 #define RUN_ARGS(cmdname) \
-	const struct vcmd *self = find_cmd(cmdname); \
-	int r = parse_args(cli, self, argc, argv, NULL); \
+	const struct vcmd *self = vdiskctl_find_cmd(cmdname); \
+	int r = vdiskctl_parse_args(cli, self, argc, argv, NULL); \
 	if (r) \
 		return r < 0 ? EXIT_OK : r
 
-static json_t *request(const char *cmd)
+static json_t *vdiskctl_request(const char *cmd)
 {
 	return json_pack("{s:s}", "cmd", cmd);
 }
 
 /* ---- info ---- */
 
-static int run_info(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_info(struct cli *cli, int argc, char **argv)
 {
 	json_t *reply;
 
 	RUN_ARGS("info");
-	r = call(cli, request("info"), REPLY_TIMEOUT_MS, &reply);
+	r = vdiskctl_call(cli, vdiskctl_request("info"), REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
 		ctl_print_info(stdout, reply);
 	json_decref(reply);
@@ -335,7 +335,7 @@ struct watch_opts {
 	long count;		/* 0: forever */
 };
 
-static bool parse_number(const char *s, double *out)
+static bool vdiskctl_parse_number(const char *s, double *out)
 {
 	char *end;
 	double d;
@@ -348,7 +348,7 @@ static bool parse_number(const char *s, double *out)
 	return true;
 }
 
-static int stats_opt(int o, const char *arg, void *ctx)
+static int vdiskctl_stats_opt(int o, const char *arg, void *ctx)
 {
 	struct watch_opts *w = ctx;
 	double d;
@@ -358,8 +358,8 @@ static int stats_opt(int o, const char *arg, void *ctx)
 	case 'w':
 		w->watch = true;
 		if (arg) {
-			if (!parse_number(arg, &d) || d < 0.1 || d > 86400)
-				return usage_error("stats: --watch SECONDS: a number from 0.1 "
+			if (!vdiskctl_parse_number(arg, &d) || d < 0.1 || d > 86400)
+				return vdiskctl_usage_error("stats: --watch SECONDS: a number from 0.1 "
 						   "to 86400, not '%s'", arg);
 			w->interval = d;
 		}
@@ -368,14 +368,14 @@ static int stats_opt(int o, const char *arg, void *ctx)
 		errno = 0;
 		w->count = strtol(arg, &end, 10);
 		if (errno || end == arg || *end || w->count <= 0)
-			return usage_error("stats: --count N: a positive number, not '%s'", arg);
+			return vdiskctl_usage_error("stats: --count N: a positive number, not '%s'", arg);
 		w->watch = true;
 		return 0;
 	}
 	return EXIT_USAGE;
 }
 
-static double mono_s(void)
+static double vdiskctl_mono_s(void)
 {
 	struct timespec ts;
 
@@ -383,7 +383,7 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int stats_watch(struct cli *cli, const struct watch_opts *w)
+static int vdiskctl_stats_watch(struct cli *cli, const struct watch_opts *w)
 {
 	struct ctl_sample prev = { 0 }, cur;
 	bool tty = isatty(STDOUT_FILENO);
@@ -404,10 +404,10 @@ static int stats_watch(struct cli *cli, const struct watch_opts *w)
 			while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 				;
 		}
-		r = call(cli, request("stats"), REPLY_TIMEOUT_MS, &cur.o);
+		r = vdiskctl_call(cli, vdiskctl_request("stats"), REPLY_TIMEOUT_MS, &cur.o);
 		if (r != EXIT_OK)
 			break;
-		cur.t = mono_s();
+		cur.t = vdiskctl_mono_s();
 		if (!cli->json)
 			ctl_print_watch(stdout, cli->path, &cur, &prev, w->interval, tty);
 		json_decref(prev.o);
@@ -417,7 +417,7 @@ static int stats_watch(struct cli *cli, const struct watch_opts *w)
 	return r;
 }
 
-static int run_stats(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_stats(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "watch", optional_argument, NULL, 'w' },
@@ -425,25 +425,25 @@ static int run_stats(struct cli *cli, int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct watch_opts w = { .interval = 1 };
-	const struct vcmd *self = find_cmd("stats");
+	const struct vcmd *self = vdiskctl_find_cmd("stats");
 	json_t *reply;
 	int r;
 
-	r = parse_opts(cli, self, argc, argv, opts, stats_opt, &w);
+	r = vdiskctl_parse_opts(cli, self, argc, argv, opts, vdiskctl_stats_opt, &w);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	/* "--watch 2" as well as "--watch=2": getopt only takes the latter
 	 * for an optional argument. */
-	if (w.watch && optind < argc && parse_number(argv[optind], &w.interval)) {
+	if (w.watch && optind < argc && vdiskctl_parse_number(argv[optind], &w.interval)) {
 		if (w.interval < 0.1 || w.interval > 86400)
-			return usage_error("stats: --watch SECONDS: a number from 0.1 to 86400");
+			return vdiskctl_usage_error("stats: --watch SECONDS: a number from 0.1 to 86400");
 		optind++;
 	}
 	if (optind < argc)
-		return usage_error("stats: unexpected argument '%s'", argv[optind]);
+		return vdiskctl_usage_error("stats: unexpected argument '%s'", argv[optind]);
 	if (w.watch)
-		return stats_watch(cli, &w);
-	r = call(cli, request("stats"), REPLY_TIMEOUT_MS, &reply);
+		return vdiskctl_stats_watch(cli, &w);
+	r = vdiskctl_call(cli, vdiskctl_request("stats"), REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
 		ctl_print_stats(stdout, reply);
 	json_decref(reply);
@@ -452,36 +452,36 @@ static int run_stats(struct cli *cli, int argc, char **argv)
 
 /* ---- pause, resume, flush, shutdown ---- */
 
-static int pause_opt(int o, const char *arg, void *ctx)
+static int vdiskctl_pause_opt(int o, const char *arg, void *ctx)
 {
 	double *t = ctx;
 
-	if (!parse_number(arg, t) || *t <= 0 || *t > 86400)
-		return usage_error("pause: --timeout SECONDS: a number above 0 and up to "
+	if (!vdiskctl_parse_number(arg, t) || *t <= 0 || *t > 86400)
+		return vdiskctl_usage_error("pause: --timeout SECONDS: a number above 0 and up to "
 				   "86400, not '%s'", arg);
 	return 0;
 }
 
-static int run_pause(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_pause(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "timeout", required_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct vcmd *self = find_cmd("pause");
+	const struct vcmd *self = vdiskctl_find_cmd("pause");
 	double t = 0;
 	json_t *req, *reply;
 	int r;
 
-	r = parse_opts(cli, self, argc, argv, opts, pause_opt, &t);
+	r = vdiskctl_parse_opts(cli, self, argc, argv, opts, vdiskctl_pause_opt, &t);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (optind < argc)
-		return usage_error("pause: unexpected argument '%s'", argv[optind]);
-	req = request("pause");
+		return vdiskctl_usage_error("pause: unexpected argument '%s'", argv[optind]);
+	req = vdiskctl_request("pause");
 	if (t > 0)
 		json_object_set_new(req, "timeout", json_real(t));
-	r = call(cli, req, (int)((t > 0 ? t : 30) * 1000) + 30 * 1000, &reply);
+	r = vdiskctl_call(cli, req, (int)((t > 0 ? t : 30) * 1000) + 30 * 1000, &reply);
 	if (r == EXIT_OK && !cli->json)
 		printf("%s\n", ctl_get_str(reply, "state", "paused"));
 	json_decref(reply);
@@ -490,7 +490,7 @@ static int run_pause(struct cli *cli, int argc, char **argv)
 
 /* resume, flush, shutdown: no arguments, a short answer.  argv[0] is the
  * command's name. */
-static int run_simple(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_simple(struct cli *cli, int argc, char **argv)
 {
 	static const struct {
 		const char *cmd;
@@ -507,7 +507,7 @@ static int run_simple(struct cli *cli, int argc, char **argv)
 	for (i = 0; strcmp(simple[i].cmd, argv[0]) != 0; i++)
 		;
 	RUN_ARGS(simple[i].cmd);
-	r = call(cli, request(simple[i].cmd), simple[i].timeout_ms, &reply);
+	r = vdiskctl_call(cli, vdiskctl_request(simple[i].cmd), simple[i].timeout_ms, &reply);
 	if (r == EXIT_OK && !cli->json)
 		printf("%s\n", simple[i].text ? simple[i].text :
 		       ctl_get_str(reply, "state", "running"));
@@ -517,32 +517,32 @@ static int run_simple(struct cli *cli, int argc, char **argv)
 
 /* ---- reopen ---- */
 
-static int run_reopen(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_reopen(struct cli *cli, int argc, char **argv)
 {
-	const struct vcmd *self = find_cmd("reopen");
+	const struct vcmd *self = vdiskctl_find_cmd("reopen");
 	char abs[PATH_MAX], b1[32];
 	const char *image = NULL;
 	json_t *req, *reply;
 	int r;
 
-	r = parse_args(cli, self, argc, argv, &image);
+	r = vdiskctl_parse_args(cli, self, argc, argv, &image);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (image && !*image)
-		return usage_error("reopen: IMAGE is empty");
+		return vdiskctl_usage_error("reopen: IMAGE is empty");
 	/* The daemon's working directory is not ours. */
 	if (image && image[0] != '/') {
 		char cwd[PATH_MAX];
 
 		if (!getcwd(cwd, sizeof(cwd)) ||
 		    snprintf(abs, sizeof(abs), "%s/%s", cwd, image) >= (int)sizeof(abs))
-			return usage_error("reopen: cannot make %s an absolute path", image);
+			return vdiskctl_usage_error("reopen: cannot make %s an absolute path", image);
 		image = abs;
 	}
-	req = request("reopen");
+	req = vdiskctl_request("reopen");
 	if (image)
 		json_object_set_new(req, "image", json_string(image));
-	r = call(cli, req, REPLY_TIMEOUT_MS, &reply);
+	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json)
 		printf("reopened %s (%s, %s)%s\n", ctl_get_str(reply, "image", "?"),
 		       ctl_get_str(reply, "driver", "?"),
@@ -554,16 +554,16 @@ static int run_reopen(struct cli *cli, int argc, char **argv)
 
 /* ---- log-level ---- */
 
-static int run_log_level(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_log_level(struct cli *cli, int argc, char **argv)
 {
 	static const char *const levels[] = { "error", "warn", "warning", "notice",
 					      "info", "debug", NULL };
-	const struct vcmd *self = find_cmd("log-level");
+	const struct vcmd *self = vdiskctl_find_cmd("log-level");
 	const char *level = NULL;
 	json_t *req, *reply;
 	int r;
 
-	r = parse_args(cli, self, argc, argv, &level);
+	r = vdiskctl_parse_args(cli, self, argc, argv, &level);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
 	if (level) {
@@ -571,13 +571,13 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 		for (const char *const *l = levels; *l; l++)
 			known |= strcasecmp(*l, level) == 0;
 		if (!known)
-			return usage_error("log-level: LEVEL is error, warn, info or debug, "
+			return vdiskctl_usage_error("log-level: LEVEL is error, warn, info or debug, "
 					   "not '%s'", level);
 	}
-	req = request("log-level");
+	req = vdiskctl_request("log-level");
 	if (level)
 		json_object_set_new(req, "level", json_string(level));
-	r = call(cli, req, REPLY_TIMEOUT_MS, &reply);
+	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
 	if (r == EXIT_OK && !cli->json) {
 		if (level)
 			printf("log level %s (was %s)\n", ctl_get_str(reply, "level", "?"),
@@ -591,7 +591,7 @@ static int run_log_level(struct cli *cli, int argc, char **argv)
 
 /* ---- list ---- */
 
-static void list_row(const char *file, const char *path, bool json, json_t *disks)
+static void vdiskctl_list_row(const char *file, const char *path, bool json, json_t *disks)
 {
 	char msg[512], *line = NULL;
 	struct ctl_conn *c = NULL;
@@ -638,7 +638,7 @@ static void list_row(const char *file, const char *path, bool json, json_t *disk
 	json_decref(stats);
 }
 
-static int run_list(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_list(struct cli *cli, int argc, char **argv)
 {
 	char dir[PATH_MAX - 64], path[PATH_MAX];
 	json_t *disks = NULL;
@@ -647,13 +647,13 @@ static int run_list(struct cli *cli, int argc, char **argv)
 
 	RUN_ARGS("list");
 	if (cli->socket || cli->name)
-		return usage_error("list takes no socket or name: it asks every disk");
+		return vdiskctl_usage_error("list takes no socket or name: it asks every disk");
 	if (vd_rundir(dir, sizeof(dir)) < 0) {
 		fprintf(stderr, "vdiskctl: no run directory: set RUNTIME_DIRECTORY or "
 			"XDG_RUNTIME_DIR\n");
 		return EXIT_USAGE;
 	}
-	n = scan_rundir(dir, &names);
+	n = vdiskctl_scan_rundir(dir, &names);
 	if (n == -ENOENT)
 		n = 0;		/* no daemon has run yet: an empty list */
 	if (n < 0) {
@@ -666,7 +666,7 @@ static int run_list(struct cli *cli, int argc, char **argv)
 		ctl_print_list_header(stdout);
 	for (int i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-		list_row(names[i], path, cli->json, disks);
+		vdiskctl_list_row(names[i], path, cli->json, disks);
 	}
 	if (cli->json) {
 		json_t *top = json_pack("{s:o}", "disks", disks);
@@ -676,23 +676,23 @@ static int run_list(struct cli *cli, int argc, char **argv)
 		free(s);
 		json_decref(top);
 	}
-	free_names(names, n);
+	vdiskctl_free_names(names, n);
 	return EXIT_OK;
 }
 
 /* ---- help ---- */
 
-static int run_help(struct cli *cli, int argc, char **argv)
+static int vdiskctl_run_help(struct cli *cli, int argc, char **argv)
 {
 	const struct vcmd *c;
 
-	if (argc > 1 && (c = find_cmd(argv[1]))) {
-		print_cmd_help(c);
+	if (argc > 1 && (c = vdiskctl_find_cmd(argv[1]))) {
+		vdiskctl_print_cmd_help(c);
 		return EXIT_OK;
 	}
 	if (argc > 1)
-		return usage_error("help: no command '%s'", argv[1]);
-	print_usage(stdout);
+		return vdiskctl_usage_error("help: no command '%s'", argv[1]);
+	vdiskctl_print_usage(stdout);
 	return EXIT_OK;
 }
 
@@ -700,35 +700,35 @@ static const struct vcmd commands[] = {
 	{ "list", "", "the disks in $RUNDIR and their state",
 	  "  Asks every $RUNDIR/*.ctl for its info; sockets nobody answers on are\n"
 	  "  shown as unreachable.  $RUNDIR is $RUNTIME_DIRECTORY, else /run/vdiskd\n"
-	  "  for root, else $XDG_RUNTIME_DIR/vdiskd.\n", run_list },
+	  "  for root, else $XDG_RUNTIME_DIR/vdiskd.\n", vdiskctl_run_list },
 	{ "info", "", "what the disk is, where it is served",
-	  NULL, run_info },
+	  NULL, vdiskctl_run_info },
 	{ "stats", "[--watch [SECONDS]] [--count N]", "I/O counters, queue, latency",
 	  "  --watch [SECONDS]  refresh every SECONDS (default 1) with per-second\n"
 	  "                     rates: IOPS, MiB/s, queue depth, latency\n"
-	  "  --count N          stop after N screens (implies --watch)\n", run_stats },
+	  "  --count N          stop after N screens (implies --watch)\n", vdiskctl_run_stats },
 	{ "pause", "[--timeout SECONDS]",
 	  "hold new requests, drain in-flight I/O",
 	  "  Requests that arrive while paused are held, not failed.  If in-flight\n"
 	  "  I/O does not drain within the timeout (default 30 s), the disk is\n"
 	  "  resumed and the answer is ETIMEDOUT.  Pausing a paused disk is fine.\n",
-	  run_pause },
-	{ "resume", "", "run the held requests and continue", NULL, run_simple },
-	{ "flush", "", "make completed writes durable", NULL, run_simple },
+	  vdiskctl_run_pause },
+	{ "resume", "", "run the held requests and continue", NULL, vdiskctl_run_simple },
+	{ "flush", "", "make completed writes durable", NULL, vdiskctl_run_simple },
 	{ "reopen", "[IMAGE]", "open the image (or IMAGE) anew; paused",
 	  "  For snapshots: pause, take the snapshot, reopen, resume.  The driver\n"
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
-	  run_reopen },
+	  vdiskctl_run_reopen },
 	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
-	  run_simple },
+	  vdiskctl_run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,
-	  run_log_level },
-	{ "help", "[COMMAND]", "this help, or a command's", NULL, run_help },
+	  vdiskctl_run_log_level },
+	{ "help", "[COMMAND]", "this help, or a command's", NULL, vdiskctl_run_help },
 	{ NULL, NULL, NULL, NULL, NULL },
 };
 
-static const struct vcmd *find_cmd(const char *name)
+static const struct vcmd *vdiskctl_find_cmd(const char *name)
 {
 	for (const struct vcmd *c = commands; c->name; c++)
 		if (strcmp(c->name, name) == 0)
@@ -736,7 +736,7 @@ static const struct vcmd *find_cmd(const char *name)
 	return NULL;
 }
 
-static void print_usage(FILE *f)
+static void vdiskctl_print_usage(FILE *f)
 {
 	fprintf(f, "usage: vdiskctl list\n"
 		   "       vdiskctl [-s SOCKET | NAME] COMMAND [ARGS] [--json]\n\n"
@@ -777,43 +777,43 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 's':
 			if (!*optarg)
-				return usage_error("-s: empty socket path");
+				return vdiskctl_usage_error("-s: empty socket path");
 			cli.socket = optarg;
 			break;
 		case 'j':
 			cli.json = true;
 			break;
 		case 'h':
-			print_usage(stdout);
+			vdiskctl_print_usage(stdout);
 			return EXIT_OK;
 		case 'V':
 			printf("vdiskctl %s\n", VDISKD_VERSION);
 			return EXIT_OK;
 		default:
 			if (optopt == 's')
-				return usage_error("-s needs a socket path");
+				return vdiskctl_usage_error("-s needs a socket path");
 			if (optopt)
-				return usage_error("unknown option -%c", optopt);
-			return usage_error("unknown option %s", argv[optind - 1]);
+				return vdiskctl_usage_error("unknown option -%c", optopt);
+			return vdiskctl_usage_error("unknown option %s", argv[optind - 1]);
 		}
 	}
 	if (optind >= argc)
-		return usage_error("no command given");
+		return vdiskctl_usage_error("no command given");
 	/* A command name wins over a disk of the same name: reach that disk
 	 * with -s or a path. */
-	cmd = find_cmd(argv[optind]);
+	cmd = vdiskctl_find_cmd(argv[optind]);
 	if (!cmd) {
 		if (cli.socket)
-			return usage_error("unknown command '%s'", argv[optind]);
+			return vdiskctl_usage_error("unknown command '%s'", argv[optind]);
 		cli.name = argv[optind++];
 		if (!*cli.name)
-			return usage_error("empty disk name");
+			return vdiskctl_usage_error("empty disk name");
 		if (optind >= argc)
-			return usage_error("no command given for disk '%s' (and '%s' is not "
+			return vdiskctl_usage_error("no command given for disk '%s' (and '%s' is not "
 					   "a command)", cli.name, cli.name);
-		cmd = find_cmd(argv[optind]);
+		cmd = vdiskctl_find_cmd(argv[optind]);
 		if (!cmd)
-			return usage_error("unknown command '%s'", argv[optind]);
+			return vdiskctl_usage_error("unknown command '%s'", argv[optind]);
 	}
 	r = cmd->run(&cli, argc - optind, argv + optind);
 	ctl_conn_close(cli.conn);
