@@ -43,6 +43,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->deferred_ev = event_new(base, -1, 0, vbd_deferred_cb, vbd);
 	if (!vbd->name || !vbd->image || !vbd->deferred_ev) {
 		r = -ENOMEM;
+		log_errno(LOG_LVL_ERR, r, "%s", cfg->image);
 		goto err;
 	}
 

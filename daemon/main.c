@@ -188,11 +188,10 @@ static int daemon_start(struct daemon *d)
 	r = daemon_signals(d);
 	if (r < 0)
 		return r;
+	/* vbd_open and the driver have said why, once. */
 	r = vbd_open(d->base, &vc, &d->vbd);
-	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "cannot open %s", d->opt.image);
+	if (r < 0)
 		return r;
-	}
 	r = nbd_server_create(d->base, d->vbd, &no, &d->nbd);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "NBD server");

@@ -29,7 +29,9 @@
  *     (an eventfd that a library signals from its threads).  No blocking
  *     call on the main thread after open: what may block goes to the
  *     queue's worker or to a thread of the driver's.
- *  5. close() is called only when nothing is in flight. */
+ *  5. close() is called only when nothing is in flight.
+ *  6. open() logs why it failed, once, naming the image; except for
+ *     -ENOMEM, which vd_image_open reports. */
 #ifndef VD_DRIVER_H
 #define VD_DRIVER_H
 

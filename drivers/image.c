@@ -27,10 +27,16 @@ int vd_image_open(const char *image, const char *driver, const struct vd_open_op
 		return -EINVAL;
 	}
 	img = calloc(1, sizeof(*img));
-	if (!img)
+	if (!img) {
+		log_errno(LOG_LVL_ERR, ENOMEM, "%s", image);
 		return -ENOMEM;
+	}
 	img->drv = drv;
+	/* The driver says what went wrong, once; running out of memory is
+	 * ours to report. */
 	r = drv->open(image, opts, env, &img->info, &img->priv);
+	if (r == -ENOMEM)
+		log_errno(LOG_LVL_ERR, r, "%s: %s", drv->name, image);
 	if (r < 0) {
 		free(img);
 		return r;

@@ -271,11 +271,12 @@ int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps)
 	struct iocb cb;
 	struct iovec iov = { NULL, 0 };
 	struct stat st;
+	bool have_dev = fstat(fd, &st) == 0;
 	long r;
 
 	/* The probe blocks (FDSYNC flushes the file) and a reopen runs on the
 	 * main loop: the answer is the filesystem's, so ask once per device. */
-	if (fstat(fd, &st) == 0 && q->caps_probed && st.st_dev == q->caps_dev) {
+	if (have_dev && q->caps_probed && st.st_dev == q->caps_dev) {
 		*caps = q->caps;
 		return 0;
 	}
@@ -295,7 +296,8 @@ int tq_probe_fd(struct tqueue *q, int fd, struct tq_fd_caps *caps)
 		caps->fdsync ? "yes" : "no (fdatasync on the worker)",
 		caps->rwf_dsync ? "yes" : "no (write + flush)");
 	q->caps = *caps;
-	q->caps_dev = st.st_dev;
-	q->caps_probed = true;
+	/* Without a device to key it on, the answer is not reused. */
+	q->caps_dev = have_dev ? st.st_dev : 0;
+	q->caps_probed = have_dev;
 	return 0;
 }

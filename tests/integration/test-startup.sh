@@ -65,6 +65,14 @@ truncate -s 1M "$T/small.img"
 
 check "missing image: exit 1" bad 1 'nope\.img|no such file' -n t "$T/nope.img"
 check "missing image, -d raw: exit 1" bad 1 'nope\.img|no such file' -n t -d raw "$T/nope.img"
+# Said once, where the decision is made, not once per layer.
+once() {
+	bad 1 'nope\.img' -n t "$T/nope.img" || return 1
+	local n
+	n=$(grep -c 'nope\.img' "$T/bad.err")
+	[ "$n" -eq 1 ] || { echo "    the missing image is reported $n times"; return 1; }
+}
+check "missing image: reported once" once
 check "unix socket as image (cannot be opened): exit 1" bad 1 'sock\.img|no such device|not a' \
 	-n t "$T/sock.img"
 check "directory as image: exit 1" bad 1 'dir\.img|directory' -n t "$T/dir.img"
