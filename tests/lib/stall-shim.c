@@ -7,6 +7,8 @@
  *   - stall_shim_armed > 0 (a test sets it; each stall uses one), or
  *   - STALL_SUBMIT_AFTER=N is set and N calls have already been made, or
  *   - STALL_SUBMIT_FILE=PATH is set and PATH exists.
+ * With STALL_SUBMIT_BEFORE=1 the sleep comes before the real call instead,
+ * so the iocbs stay out of the kernel (and in flight) for the stall.
  * A test finds the variables below with dlsym(RTLD_DEFAULT, "stall_shim_...")
  * and reads them with __atomic loads; stall_shim_release = 1 ends a stall
  * early.
@@ -114,18 +116,27 @@ int io_submit(io_context_t ctx, long nr, struct iocb *ios[])
 		return fn(ctx, nr, ios);
 
 	uint64_t enter = now_ns();
-	/* Stalled before the real call: completions can run before it returns. */
+	bool before = env_long("STALL_SUBMIT_BEFORE", 0) > 0;
+	int r = 0;
+	/* Stalled after the real call: completions can run before it returns. */
 	__atomic_store_n(&stall_shim_release, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&stall_shim_enter_ns, enter, __ATOMIC_RELEASE);
 	__atomic_store_n(&stall_shim_stalled, 1, __ATOMIC_RELEASE);
-	int r = fn(ctx, nr, ios);
-	__atomic_store_n(&stall_shim_last_ret, (long)r, __ATOMIC_RELEASE);
-	__atomic_store_n(&stall_shim_submitted_ns, now_ns(), __ATOMIC_RELEASE);
+	if (!before) {
+		r = fn(ctx, nr, ios);
+		__atomic_store_n(&stall_shim_last_ret, (long)r, __ATOMIC_RELEASE);
+		__atomic_store_n(&stall_shim_submitted_ns, now_ns(), __ATOMIC_RELEASE);
+	}
 
 	uint64_t until = enter + (uint64_t)ms * 1000000u;
 	while (now_ns() < until && !__atomic_load_n(&stall_shim_release, __ATOMIC_ACQUIRE)) {
 		struct timespec ts = { 0, 1000000 };	/* 1 ms steps */
 		nanosleep(&ts, NULL);
+	}
+	if (before) {
+		r = fn(ctx, nr, ios);
+		__atomic_store_n(&stall_shim_last_ret, (long)r, __ATOMIC_RELEASE);
+		__atomic_store_n(&stall_shim_submitted_ns, now_ns(), __ATOMIC_RELEASE);
 	}
 	__atomic_add_fetch(&stall_shim_stalls, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&stall_shim_return_ns, now_ns(), __ATOMIC_RELEASE);
