@@ -117,7 +117,7 @@ static int parse_value(const struct thr_key *k, const char *s, size_t n,
 		return fail(-EINVAL, msg, msglen, "%s: junk after the number in \"%.*s\"%s",
 			    k->name, QLEN(n), s,
 			    k->kind == KEY_SIZE ? " (units: K, M, G, T, P, E)" :
-			    " (a plain number)");
+			    " (want a plain number)");
 	if (v > (UINT64_MAX >> shift) || (v << shift) > k->max)
 		goto too_large;
 	*out = v << shift;
