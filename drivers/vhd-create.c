@@ -172,7 +172,10 @@ static int init_header(struct vhd_header *h, const struct vhd_footer *f, uint32_
 	err = vhd_header_validate(h, f, msg, msglen);
 	if (err)
 		return err;
-	off = h->table_offset + vhd_bat_bytes(h->max_table_entries);
+	/* Locators go before the BAT: qemu opens a differencing image as a
+	 * dynamic one and puts new blocks right after the BAT, over anything
+	 * that lies there. */
+	off = VHD_FOOTER_SIZE + VHD_HEADER_SIZE;
 	if (pi) {
 		const char *base = strrchr(pi->abs, '/') + 1;
 
@@ -197,9 +200,10 @@ static int init_header(struct vhd_header *h, const struct vhd_footer *f, uint32_
 			off += space;
 		}
 	}
-	*end = off;
+	h->table_offset = off;
+	*end = off + vhd_bat_bytes(h->max_table_entries);
 	err = vhd_header_validate(h, f, msg, msglen);
-	return err ? err : vhd_layout_validate(f, h, off, NULL, msg, msglen);
+	return err ? err : vhd_layout_validate(f, h, *end, NULL, msg, msglen);
 }
 
 static int write_ff(int fd, uint64_t off, uint64_t len)
@@ -237,8 +241,7 @@ static int write_image(int fd, const struct vhd_footer *f, const struct vhd_head
 		err = write_ff(fd, h->table_offset, vhd_bat_bytes(h->max_table_entries));
 	for (int i = 0; i < 3 && !err && f->type == VHD_TYPE_DIFF; i++)
 		err = vhd_pwrite_all(fd, loc[i], loclen[i], h->loc[i].data_offset);
-	/* The locators' padding past data_length stays zero: the footer
-	 * write below extends the file over it. */
+	/* The locators' padding past data_length is a hole: zeros. */
 	if (!err)
 		err = vhd_pwrite_all(fd, ftr, sizeof(ftr), end);
 	return err;

@@ -8,11 +8,14 @@
  * geometry is still the spec's for the size.
  *
  * Layout of a dynamic image: footer copy at 0, dynamic header at 512, BAT
- * at 1536 (all 0xFF, padded to a 512 multiple), then for a differencing
- * image the parent locators' data (W2ru = path relative to the child's
- * directory, W2ku = absolute path, MacX = file:// + absolute path; each
- * padded to 512, data space written in bytes as Windows does), then the
- * footer.  A fixed image is SIZE bytes of zeros (sparse) and the footer. */
+ * at 1536 (all 0xFF, padded to a 512 multiple), footer.  A differencing
+ * image puts the parent locators' data between the header and the BAT
+ * (W2ru = path relative to the child's directory, W2ku = absolute path,
+ * MacX = file:// + absolute path; each padded to 512, data space written
+ * in bytes as Windows does): qemu reads a differencing image as a dynamic
+ * one and allocates its first block right after the BAT, so locators
+ * placed there would be overwritten by a qemu write.  A fixed image is
+ * SIZE bytes of zeros (sparse) and the footer. */
 #ifndef VHD_CREATE_H
 #define VHD_CREATE_H
 
