@@ -117,7 +117,10 @@ uint64_t vhd_geometry_bytes(const struct vhd_geometry *g);
 /* The size a reader sees, by qemu's rule: current_size when the creator
  * app is "win ", "qem2", "d2v ", "CTXS" or "tap\0", or when the geometry
  * is the largest (65535/16/255); cylinders*heads*sectors*512 otherwise
- * (Virtual PC's and old qemu's images). */
+ * (Virtual PC's and old qemu's images).  This is qemu up to 9.x (Debian
+ * 12 ships 7.2); qemu 10 turns the list around (CHS only for "vpc " and
+ * "qemu"), which agrees on every creator named here and differs only on
+ * unknown ones such as Azure's "wa\0\0", which we size by CHS like 7.2. */
 uint64_t vhd_footer_disk_size(const struct vhd_footer *f);
 
 /* Footer.  decode/encode are field copies (encode computes the checksum
@@ -132,7 +135,9 @@ int vhd_footer_parse(const uint8_t buf[VHD_FOOTER_SIZE], struct vhd_footer *f,
 /* True only when the cookie, the checksum and the disk type are valid: a
  * raw image ending in a stray "conectix" is not a VHD.  Other fields may
  * still be wrong; opening then fails with a reason rather than serving a
- * VHD as raw. */
+ * VHD as raw.  Detection should also try the first 512 bytes (a dynamic
+ * image's footer copy): a crash while a block is appended can leave the
+ * end of a dynamic image without its footer. */
 bool vhd_detect_footer(const uint8_t last512[VHD_FOOTER_SIZE]);
 
 /* Dynamic disk header, same shape as the footer's functions.  validate
@@ -164,7 +169,8 @@ int vhd_bat_check(const uint8_t *bat, uint32_t entries, uint32_t block_size,
 		  uint64_t meta_end, uint64_t footer_offset, char *msg, size_t msglen);
 
 /* Sector bitmaps: bit for sector i is byte i/8, mask 0x80 >> (i%8).  A
- * block's bitmap takes block_size/512 bits, padded to a 512 multiple. */
+ * block's bitmap takes block_size/512 bits, padded to a 512 multiple.
+ * Ranges must lie inside the bitmap (first + count <= its bits). */
 uint32_t vhd_bitmap_bytes(uint32_t block_size);
 bool vhd_bitmap_test(const uint8_t *bm, uint32_t i);
 void vhd_bitmap_set_range(uint8_t *bm, uint32_t first, uint32_t count, bool value);
