@@ -430,6 +430,51 @@ static void test_bat(void)
 	CHECK(strstr(msg, "BAT entry 17") && strstr(msg, "into the metadata"));
 }
 
+/* Random footers and headers with a right cookie and checksum (so the
+ * field checks are reached): parsing never crashes (ASan/UBSan watch),
+ * and whatever is accepted obeys the documented bounds. */
+static void test_random_hostile(void)
+{
+	uint8_t fb[512], hb[1024];
+	struct vhd_footer f;
+	struct vhd_header h;
+	uint64_t end;
+	uint32_t sum;
+	int ok_f = 0, ok_h = 0;
+
+	for (int iter = 0; iter < 200000; iter++) {
+		good_footer(&f, (enum vhd_type)(2 + iter % 3), (rnd() % 4096 + 1) * 512);
+		vhd_footer_encode(&f, fb);
+		for (int k = rnd() % 4; k >= 0; k--)
+			fb[8 + rnd() % 80] = (uint8_t)rnd();
+		sum = vhd_checksum(fb, 512, 64);
+		fb[64] = sum >> 24, fb[65] = sum >> 16, fb[66] = sum >> 8, fb[67] = (uint8_t)sum;
+		if (vhd_footer_parse(fb, &f, NULL, 0))
+			continue;
+		ok_f++;
+		CHECK(vhd_footer_disk_size(&f) && vhd_footer_disk_size(&f) <= VHD_MAX_DISK_SIZE);
+		if (f.type == VHD_TYPE_FIXED)
+			continue;
+		good_header(&h, vhd_footer_disk_size(&f), 1u << (9 + rnd() % 20));
+		h.loc[0] = (struct vhd_locator){ VHD_PLAT_W2KU, 1, 100, 1536 };
+		vhd_header_encode(&h, hb);
+		for (int k = rnd() % 4; k >= 0; k--)
+			hb[8 + rnd() % 760] = (uint8_t)rnd();
+		sum = vhd_checksum(hb, 1024, 36);
+		hb[36] = sum >> 24, hb[37] = sum >> 16, hb[38] = sum >> 8, hb[39] = (uint8_t)sum;
+		if (vhd_header_parse(hb, &f, &h, NULL, 0))
+			continue;
+		ok_h++;
+		CHECK(h.block_size >= VHD_BLOCK_MIN && h.block_size <= VHD_BLOCK_MAX);
+		CHECK((uint64_t)h.max_table_entries * h.block_size >= vhd_footer_disk_size(&f));
+		CHECK(h.max_table_entries <= VHD_MAX_BAT_ENTRIES);
+		if (!vhd_layout_validate(&f, &h, rnd() % (1ull << (rnd() % 64)), &end, NULL, 0))
+			CHECK(end % 512 == 0 && end >= h.table_offset + 4ull * h.max_table_entries);
+	}
+	/* The mutations must leave some images valid, or nothing was tested. */
+	CHECK(ok_f > 1000 && ok_h > 100);
+}
+
 static void test_time(void)
 {
 	CHECK_EQ(vhd_time_from_unix(VHD_EPOCH), 0);
@@ -449,6 +494,7 @@ int main(void)
 	test_header_hostile();
 	test_layout();
 	test_bat();
+	test_random_hostile();
 	test_time();
 	return test_done("test-vhd-format");
 }
