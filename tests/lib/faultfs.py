@@ -92,7 +92,8 @@ Counters: opens, direct_opens, dsync_opens, reads, writes, dsync_writes,
 
 Debugging the tests that use it: FAULTFS_BROKEN_FSYNC=1 in faultfs's
 environment makes FUSE_FSYNC a no-op (it answers 0 and keeps the log);
-=2 also ignores O_DSYNC on writes.  Only to prove that a test can fail.
+=dsync ignores O_DSYNC on writes instead, =2 does both.  Only to prove
+that a test can fail.
 """
 
 import ctypes
@@ -239,8 +240,8 @@ class FaultOps:
         self.space = None		# bytes that may still be allocated
         self.delays = {}		# op -> seconds
         broken = os.environ.get("FAULTFS_BROKEN_FSYNC", "")
-        self.broken_fsync = broken not in ("", "0")
-        self.broken_dsync = broken == "2"
+        self.broken_fsync = broken in ("1", "2")
+        self.broken_dsync = broken in ("2", "dsync")
         self.c = dict.fromkeys((
             "opens", "direct_opens", "dsync_opens", "reads", "writes", "dsync_writes",
             "fsyncs", "fdatasyncs", "truncates", "fallocates", "injected", "enospc",
