@@ -1,6 +1,8 @@
 """Power cuts: vdiskd's durability contract on a raw image inside the
 fault filesystem (tests/lib/faultfs.py), with --cache none and
---cache writeback.
+--cache writeback, and --cache none once more with the kernel's
+IOCB_CMD_FDSYNC refused at vdiskd's probe (faultfs fails that one fsync
+with EINVAL), so that FLUSH runs fdatasync on the worker thread.
 
 libnbd sends random sector-aligned writes (512 B to 1 MiB, some with FUA),
 several in flight, and periodic FLUSHes, while a model records which
@@ -15,11 +17,12 @@ writes, whole (each sector carries its write id and sector number).
 
 Writes never overlap one in flight, so a sector's writes form one
 sequence.  POWERCUT_SEED=N repeats a run's random choices (the timing
-differs); POWERCUT_CUTS=N cuts per cache mode (default 20).  The whole
+differs); POWERCUT_CUTS=N cuts per run (default 16).  The whole
 test stays under ~75 s (POWERCUT_BUDGET).  FAULTFS_BROKEN_FSYNC=1 (fsync
 is a no-op: FLUSH reaches no disk), =dsync (O_DSYNC writes are not
 durable: FUA through RWF_DSYNC is lost) or =2 (both) make it fail."""
 
+import errno
 import os
 import random
 import struct
@@ -40,7 +43,7 @@ SECTOR = 512
 SIZE = 8 * MiB
 NSECT = SIZE // SECTOR
 MAX_INFLIGHT = 16
-CUTS = int(os.environ.get("POWERCUT_CUTS", "20"))
+CUTS = int(os.environ.get("POWERCUT_CUTS", "16"))
 BUDGET = float(os.environ.get("POWERCUT_BUDGET", "70"))	# seconds, both modes
 SEED = int(os.environ.get("POWERCUT_SEED") or random.SystemRandom().randrange(1 << 32))
 SIZES = [1, 1, 2, 3, 8, 8, 8, 16, 24, 32, 128, 256, 512, 2048]	# sectors
@@ -224,24 +227,42 @@ def connect(d):
     return h
 
 
+def start_daemon(mode, img, worker_flush):
+    """vdiskd on img; worker_flush: its FDSYNC probe fails (EINVAL), so
+    that FLUSH and emulated FUA run fdatasync on the worker thread."""
+    if worker_flush:
+        fs.fail(None, op="fsync", err=errno.EINVAL, count=1)
+        n = fs.stats()["injected"]
+        d = Daemon("-v", "-v", "--cache", mode, img, name="disk")
+        if fs.stats()["injected"] != n + 1 or "FDSYNC no" not in d.log_text():
+            fs.clear()
+            t.check("%s: vdiskd's FDSYNC probe met the injected EINVAL" % mode, False,
+                    d.log_text()[-1000:])
+        return d
+    return Daemon("--cache", mode, img, name="disk")
+
+
+# (cache mode, FDSYNC refused), and the share of the time budget.
+RUNS = [("none", False, 0.36), ("writeback", False, 0.36), ("none", True, 0.28)]
 start = time.monotonic()
-for mi, mode in enumerate(("none", "writeback")):
+for mi, (mode, worker_flush, share) in enumerate(RUNS):
     mode_start = time.monotonic()
-    img_back = os.path.join(fs.backing, "disk-%s.img" % mode)
+    name = mode + ("+fdatasync" if worker_flush else "")
+    img_back = os.path.join(fs.backing, "disk-%d.img" % mi)
     with open(img_back, "wb") as f:
         f.truncate(SIZE)
-    img = fs.path("disk-%s.img" % mode)
-    d = Daemon("--cache", mode, img, name="disk")
+    img = fs.path("disk-%d.img" % mi)
+    d = start_daemon(mode, img, worker_flush)
     h = connect(d)
     base = [0] * NSECT
     wid = 0
     totals = dict(writes=0, fua=0, flushes=0, acked=0, failed=0, durable_sectors=0,
                   lost_sectors=0, cuts=0)
-    mode_budget = BUDGET / 2 if mi == 0 else BUDGET - (time.monotonic() - start)
+    mode_budget = BUDGET * share
     all_ok = True
     for cut in range(CUTS):
         if cut >= 3 and time.monotonic() - mode_start > mode_budget:
-            print("%s: time budget spent after %d cuts" % (mode, cut))
+            print("%s: time budget spent after %d cuts" % (name, cut))
             break
         rnd = Round(base)
         w = Writer(h, rnd, wid)
@@ -262,19 +283,19 @@ for mi, mode in enumerate(("none", "writeback")):
         w.h = None
         del h
         fs.remount()
-        d = Daemon("--cache", mode, img, name="disk")
+        d = start_daemon(mode, img, worker_flush)
         h = connect(d)
         base, ok = verify(h, rnd, "%s cut %d (%d writes, %d FUA, %d flushes, %d in flight)" %
-                          (mode, cut + 1, w.n["writes"], w.n["fua"], w.n["flushes"],
+                          (name, cut + 1, w.n["writes"], w.n["fua"], w.n["flushes"],
                            at_cut), totals)
         all_ok = all_ok and ok
-    print("%s: %s in %.1f s" % (mode, totals, time.monotonic() - mode_start))
-    t.check("%s: writes were acknowledged durable (FUA, FLUSH) and checked" % mode,
+    print("%s: %s in %.1f s" % (name, totals, time.monotonic() - mode_start))
+    t.check("%s: writes were acknowledged durable (FUA, FLUSH) and checked" % name,
             totals["durable_sectors"] > 0, totals)
-    t.check("%s: the cuts lost undurable writes (the fault FS works)" % mode,
+    t.check("%s: the cuts lost undurable writes (the fault FS works)" % name,
             totals["lost_sectors"] > 0, totals)
     h.shutdown()
-    t.check("%s: SIGTERM: exit 0" % mode, d.stop() == 0, d.log_text()[-2000:])
+    t.check("%s: SIGTERM: exit 0" % name, d.stop() == 0, d.log_text()[-2000:])
 fs.stop()
 print("total %.1f s, seed %d" % (time.monotonic() - start, SEED))
 t.finish()

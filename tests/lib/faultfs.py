@@ -31,8 +31,9 @@ read, write, fsync, truncate, fallocate, create...) fails with EIO, like
 a dead disk, until "reset" or a remount.
 
 * A write is durable on completion when its FUSE_WRITE carries O_DSYNC or
-  O_SYNC: the kernel puts the file's open flags there and, since Linux
-  5.x, also the per-call RWF_DSYNC/RWF_SYNC (and an O_DSYNC/O_SYNC open).
+  O_SYNC (or its handle was opened so): the kernel puts the file's open
+  flags there plus the call's RWF_DSYNC/RWF_SYNC (fuse_write_flags(); seen
+  on Linux 6.18).
   Only that write's byte range becomes durable (POSIX says no more): it is
   protected from the undo of older entries, the rest of the log stays dirty.
 * truncate and fallocate (allocate, punch hole, zero range, with or without
