@@ -42,6 +42,9 @@ static int cmd_stats_exec(struct ctl_request *req)
 	cmd_set_u64(r, "read_lat_p99_us", s.read_lat_p99_us);
 	cmd_set_u64(r, "write_lat_p50_us", s.write_lat_p50_us);
 	cmd_set_u64(r, "write_lat_p99_us", s.write_lat_p99_us);
+	cmd_set_u64(r, "throttled", s.throttled);
+	cmd_set_u64(r, "throttled_now", s.throttled_now);
+	cmd_set_u64(r, "throttle_wait_us", s.throttle_wait_us);
 	return 0;
 }
 

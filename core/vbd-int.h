@@ -3,8 +3,11 @@
 #define VD_VBD_INT_H
 
 #include "core/latency.h"
+#include "core/throttle.h"
 #include "core/vbd.h"
 #include "drivers/driver.h"
+
+struct thr_group;
 
 /* A request with the vbd's state behind the frontend's part.  The vbd
  * builds io, what the driver sees, from pub at dispatch. */
@@ -38,6 +41,24 @@ struct vbd_counters {
 	struct lat_hist read_lat, write_lat;
 };
 
+/* I/O limits (core/vbd-limit.c): requests over a limit wait here, in
+ * order, per direction, counted in flight; a timer lets them go. */
+enum { VBD_LIMIT_READ, VBD_LIMIT_WRITE, VBD_LIMIT_DIRS };
+
+struct vbd_limit {
+	bool on;			/* limits in force (local) or a group */
+	struct thr_limits lim;		/* local limits (no group) */
+	struct thr_state st;
+	struct thr_group *group;	/* NULL: the limits are this disk's */
+	char *group_name;
+	struct vbd_req *head[VBD_LIMIT_DIRS], **tail[VBD_LIMIT_DIRS];
+	unsigned now;			/* requests held by a limit */
+	uint64_t throttled;		/* requests held by a limit, ever */
+	uint64_t wait_ns;		/* time they spent held */
+	struct event *timer;
+	bool timer_armed;
+};
+
 struct vbd {
 	struct event_base *base;
 	char *name;
@@ -67,9 +88,20 @@ struct vbd {
 	uint64_t connections;
 	uint64_t start_ns;
 	struct vbd_counters c;
+	struct vbd_limit limit;
 };
 
 void vbd_dispatch(struct vbd *vbd, struct vbd_req *req);
+/* vbd_dispatch for a request already counted in flight. */
+void vbd_start(struct vbd *vbd, struct vbd_req *req);
+/* Dispatches req now, or holds it until its limits let it go. */
+void vbd_admit(struct vbd *vbd, struct vbd_req *req);
+
+/* core/vbd-limit.c */
+int vbd_limit_init(struct vbd *vbd, const struct vbd_config *cfg);
+void vbd_limit_free(struct vbd *vbd);
+/* True when req was held (counted in flight); false: dispatch it now. */
+bool vbd_limit_hold(struct vbd *vbd, struct vbd_req *req);
 void vbd_check_drained(struct vbd *vbd);
 void vbd_deferred_cb(int fd, short what, void *arg);
 void vbd_pool_free_all(struct vbd *vbd);

@@ -87,7 +87,7 @@ void vbd_resume(struct vbd *vbd)
 	vbd->held = 0;
 	while (req) {
 		struct vbd_req *next = req->vbd_next;
-		vbd_dispatch(vbd, req);
+		vbd_admit(vbd, req);
 		req = next;
 	}
 	tq_kick(vbd->q);
@@ -155,5 +155,8 @@ void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
 		.read_lat_p99_us = lat_percentile(&c->read_lat, 99),
 		.write_lat_p50_us = lat_percentile(&c->write_lat, 50),
 		.write_lat_p99_us = lat_percentile(&c->write_lat, 99),
+		.throttled = vbd->limit.throttled,
+		.throttled_now = vbd->limit.now,
+		.throttle_wait_us = vbd->limit.wait_ns / 1000,
 	};
 }

@@ -250,12 +250,11 @@ static int vbd_build_io(struct vbd_req *req)
 	return 0;
 }
 
-void vbd_dispatch(struct vbd *vbd, struct vbd_req *req)
+void vbd_start(struct vbd *vbd, struct vbd_req *req)
 {
 	bool nested = vbd->in_submit;
 	int r;
 
-	vbd->inflight++;
 	if (req->pub.op == VBD_OP_CACHE) {
 		/* A hint; the checks were the useful part. */
 		vbd_defer(vbd, req, 0);
@@ -269,6 +268,19 @@ void vbd_dispatch(struct vbd *vbd, struct vbd_req *req)
 	}
 	if (r != 0)	/* 1: done at once, no I/O needed */
 		vbd_defer(vbd, req, r > 0 ? 0 : r);
+}
+
+void vbd_dispatch(struct vbd *vbd, struct vbd_req *req)
+{
+	vbd->inflight++;
+	vbd_start(vbd, req);
+}
+
+void vbd_admit(struct vbd *vbd, struct vbd_req *req)
+{
+	if (vbd->limit.on && vbd_limit_hold(vbd, req))
+		return;
+	vbd_dispatch(vbd, req);
 }
 
 /* The one place requests are checked (nbdkit's backend_* wrappers). */
@@ -321,7 +333,7 @@ void vbd_request_submit(struct vbd_request *pub)
 		vbd->held++;
 		return;
 	}
-	vbd_dispatch(vbd, req);
+	vbd_admit(vbd, req);
 }
 
 void vbd_kick(struct vbd *vbd)

@@ -55,6 +55,9 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");
 		goto err;
 	}
+	r = vbd_limit_init(vbd, cfg);
+	if (r < 0)
+		goto err;
 	vbd->env.base = base;
 	vbd->env.q = vbd->q;
 	vbd->driver_forced = cfg->driver != NULL;
@@ -78,6 +81,7 @@ void vbd_close(struct vbd *vbd)
 	if (!vbd)
 		return;
 	vd_image_close(vbd->img);
+	vbd_limit_free(vbd);
 	if (vbd->q)
 		tq_destroy(vbd->q);
 	/* Requests the frontend never gave back are its leak, not ours to

@@ -11,6 +11,7 @@
 
 
 struct event_base;
+struct thr_limits;
 struct vbd;
 
 enum { VBD_MAX_PAYLOAD = 32 * 1024 * 1024 };	/* largest READ/WRITE */
@@ -87,6 +88,9 @@ struct vbd_config {
 	bool read_only;
 	enum vbd_cache cache;
 	unsigned queue_depth;
+	const struct thr_limits *limits;	/* NULL: none */
+	const char *limit_group;	/* NULL: the limits are this disk's */
+	const char *rundir;		/* where limit groups live */
 };
 
 /* What the disk is, as a frontend advertises it. */
@@ -117,6 +121,7 @@ struct vbd_stats {
 	uint64_t uptime_s;
 	uint64_t read_lat_p50_us, read_lat_p99_us;
 	uint64_t write_lat_p50_us, write_lat_p99_us;
+	uint64_t throttled, throttled_now, throttle_wait_us;
 };
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out);
@@ -164,6 +169,14 @@ void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg);
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize);
 
 void vbd_connection_add(struct vbd *vbd, int delta);
+
+/* I/O limits: the ones in force (the group's, in a group), and a change
+ * applied at once.  Changing returns 0 or a negative errno with a
+ * message in msg. */
+void vbd_get_limits(struct vbd *vbd, struct thr_limits *out);
+int vbd_set_limits(struct vbd *vbd, const struct thr_limits *lim, char *msg, size_t msglen);
+const char *vbd_limit_group(const struct vbd *vbd);	/* NULL: none */
+int vbd_limit_group_members(struct vbd *vbd);
 void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s);
 
 #endif

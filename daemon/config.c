@@ -170,6 +170,24 @@ static int cfg_name(struct vd_config *cfg, const char *value, char *msg,
 	return cfg_string(&cfg->name, value);
 }
 
+static int cfg_limit(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
+{
+	int r = thr_limits_parse(value, &cfg->limits, msg, msglen);
+
+	return r == -ERANGE ? -EINVAL : r;	/* the file's fault either way */
+}
+
+static int cfg_limit_group(struct vd_config *cfg, const char *value, char *msg,
+			   size_t msglen)
+{
+	if (!vd_name_ok(value)) {
+		snprintf(msg, msglen, "'%s' is not a valid group name (1-64 letters, "
+			 "digits and ._-)", value);
+		return -EINVAL;
+	}
+	return cfg_string(&cfg->limit_group, value);
+}
+
 static const struct cfg_entry cfg_table[] = {
 	{ .name = "image", .key = CFG_IMAGE, .parse = cfg_image },
 	{ .name = "driver", .key = CFG_DRIVER, .parse = cfg_driver },
@@ -183,6 +201,8 @@ static const struct cfg_entry cfg_table[] = {
 	  .parse = cfg_max_connections },
 	{ .name = "log-level", .key = CFG_LOG_LEVEL, .parse = cfg_log_level },
 	{ .name = "name", .key = CFG_NAME, .parse = cfg_name },
+	{ .name = "limit", .key = CFG_LIMIT, .repeatable = true, .parse = cfg_limit },
+	{ .name = "limit-group", .key = CFG_LIMIT_GROUP, .parse = cfg_limit_group },
 };
 enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
 
@@ -448,6 +468,11 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 		o->log_level = cfg->log_level;
 	if (cfg->line[CFG_NAME] && !o->name)
 		o->name = cfg->name;
+	/* --limit replaces the file's limits, as -l replaces its addresses. */
+	if (cfg->line[CFG_LIMIT] && !(o->set & VD_SET_LIMIT))
+		o->limits = cfg->limits;
+	if (cfg->line[CFG_LIMIT_GROUP] && !o->limit_group)
+		o->limit_group = cfg->limit_group;
 }
 
 void cfg_free(struct vd_config *cfg)
@@ -458,5 +483,6 @@ void cfg_free(struct vd_config *cfg)
 		free(cfg->listen[i]);
 	free(cfg->control);
 	free(cfg->name);
+	free(cfg->limit_group);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -31,6 +31,8 @@ enum cfg_key {
 	CFG_MAX_CONNECTIONS,
 	CFG_LOG_LEVEL,
 	CFG_NAME,
+	CFG_LIMIT,
+	CFG_LIMIT_GROUP,
 	CFG_NR_KEYS,
 };
 
@@ -48,6 +50,8 @@ struct vd_config {
 	unsigned max_connections;
 	enum log_level log_level;
 	char *name;
+	struct thr_limits limits;	/* every "limit" line, in order */
+	char *limit_group;
 };
 
 /* Parses len bytes of buf; file names the source in messages.  Returns 0,

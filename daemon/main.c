@@ -174,6 +174,8 @@ static int daemon_start(struct daemon *d)
 		.name = d->opt.name, .image = d->opt.image, .driver = d->opt.driver,
 		.read_only = d->opt.read_only, .cache = d->opt.cache,
 		.queue_depth = d->opt.queue_depth,
+		.limits = &d->opt.limits, .limit_group = d->opt.limit_group,
+		.rundir = d->opt.rundir,
 	};
 	struct nbd_server_opts no = {
 		.export_name = d->opt.name,

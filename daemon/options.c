@@ -26,6 +26,10 @@ static const char usage_text[] =
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
+"      --limit KEY=VALUE,... I/O limits: iops, read-iops, write-iops, bps,\n"
+"                            read-bps, write-bps, burst-iops, burst-bps,\n"
+"                            burst-seconds, iops-size (repeatable)\n"
+"      --limit-group NAME    share the limits with the disks of group NAME\n"
 "      --config FILE         read options from FILE (vdiskd.conf(5));\n"
 "                            the command line overrides it\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
@@ -76,7 +80,8 @@ static int options_load_config(struct vd_options *o)
 
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
-	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG };
+	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
+	       OPT_LIMIT_GROUP };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -87,6 +92,8 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "limit-group", required_argument, NULL, OPT_LIMIT_GROUP },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -142,6 +149,24 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_LIMIT: {
+			char msg[256];
+
+			if (thr_limits_parse(optarg, &o->limits, msg, sizeof(msg)) < 0) {
+				fprintf(stderr, "vdiskd: --limit: %s\n", msg);
+				return VD_OPT_BAD;
+			}
+			o->set |= VD_SET_LIMIT;
+			break;
+		}
+		case OPT_LIMIT_GROUP:
+			if (!vd_name_ok(optarg)) {
+				fprintf(stderr, "vdiskd: --limit-group: '%s' is not a valid "
+					"name (1-64 letters, digits and ._-)\n", optarg);
+				return VD_OPT_BAD;
+			}
+			o->limit_group = optarg;
+			break;
 		case 'f': o->foreground = true; break;
 		case 'v':
 			if (o->log_level < LOG_LVL_DEBUG)
@@ -229,7 +254,7 @@ int vd_options_finish(struct vd_options *o)
 		return -EINVAL;
 	}
 	/* Sockets from systemd replace the default listener, not -l. */
-	if ((o->nr_listen || o->activated) && o->control)
+	if ((o->nr_listen || o->activated) && o->control && !o->limit_group)
 		return 0;
 
 	r = vd_rundir(rundir, sizeof(rundir));
@@ -241,6 +266,11 @@ int vd_options_finish(struct vd_options *o)
 	r = vd_mkdir_p(rundir, 0755);
 	if (r < 0) {
 		fprintf(stderr, "vdiskd: cannot create %s: %s\n", rundir, strerror(-r));
+		goto out;
+	}
+	o->rundir = options_own(o, strdup(rundir));
+	if (!o->rundir) {
+		r = -ENOMEM;
 		goto out;
 	}
 	if (!o->nr_listen && !o->activated) {

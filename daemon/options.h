@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "common/log.h"
+#include "core/throttle.h"
 #include "core/vbd.h"
 
 enum {
@@ -22,6 +23,7 @@ enum vd_opt_set {
 	VD_SET_QUEUE_DEPTH = 1u << 1,
 	VD_SET_MAX_CONNECTIONS = 1u << 2,
 	VD_SET_LOG_LEVEL = 1u << 3,
+	VD_SET_LIMIT = 1u << 4,
 };
 
 struct vd_options {
@@ -37,11 +39,14 @@ struct vd_options {
 	unsigned max_connections;
 	bool foreground;
 	enum log_level log_level;
+	struct thr_limits limits;	/* --limit (repeatable, applied in order) */
+	const char *limit_group;	/* --limit-group NAME, or NULL */
+	const char *rundir;		/* $RUNDIR when a limit group needs it */
 	const char *config;		/* --config FILE, or NULL */
 	struct vd_config *cfg;		/* its contents; owns strings above */
 	unsigned set;			/* enum vd_opt_set */
 	unsigned activated;		/* listeners from systemd: no default one */
-	char *owned[VD_MAX_LISTEN + 4];	/* strings allocated for the above */
+	char *owned[VD_MAX_LISTEN + 5];	/* strings allocated for the above */
 	unsigned nr_owned;
 };
 

@@ -277,6 +277,14 @@ void ctl_print_watch(FILE *f, const char *title, const struct ctl_sample *cur,
 		ctl_text_rate(cur, prev, "merged"));
 	fprintf(f, "errors   %llu (%.0f/s)\n", (unsigned long long)ctl_get_u64(o, "errors"),
 		ctl_text_rate(cur, prev, "errors"));
+	if (json_object_get(o, "throttled")) {
+		double held = ctl_text_rate(cur, prev, "throttled");
+		double wait = ctl_text_rate(cur, prev, "throttle_wait_us");
+
+		fprintf(f, "limits   %.0f held/s, %llu held now, %.1f ms avg wait\n", held,
+			(unsigned long long)ctl_get_u64(o, "throttled_now"),
+			held > 0 ? wait / held / 1000 : 0.0);
+	}
 	if (!tty)
 		fputc('\n', f);
 	fflush(f);

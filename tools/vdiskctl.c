@@ -589,6 +589,68 @@ static int vdiskctl_run_log_level(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- limit ---- */
+
+static int vdiskctl_run_limit(struct cli *cli, int argc, char **argv)
+{
+	const struct vcmd *self = vdiskctl_find_cmd("limit");
+	char *set = NULL;
+	size_t len = 0;
+	json_t *req, *reply, *lim;
+	int r;
+
+	r = vdiskctl_parse_opts(cli, self, argc, argv, NULL, NULL, NULL);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	/* KEY=VALUE words join into the daemon's one spec. */
+	for (int i = optind; i < argc; i++) {
+		size_t n = strlen(argv[i]);
+		char *p;
+
+		if (!n || (!strchr(argv[i], '=') && strcmp(argv[i], "none") != 0)) {
+			free(set);
+			return vdiskctl_usage_error("limit: '%s' is not KEY=VALUE", argv[i]);
+		}
+		p = realloc(set, len + n + 2);
+		if (!p) {
+			free(set);
+			return vdiskctl_usage_error("limit: out of memory");
+		}
+		set = p;
+		if (len)
+			set[len++] = ',';
+		memcpy(set + len, argv[i], n + 1);
+		len += n;
+	}
+	req = vdiskctl_request("limit");
+	if (set)
+		json_object_set_new(req, "set", json_string(set));
+	free(set);
+	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
+	if (r == EXIT_OK && !cli->json) {
+		const char *group = ctl_get_str(reply, "group", NULL);
+		const char *key;
+		json_t *v;
+
+		printf("%s", ctl_get_str(reply, "spec", "?"));
+		if (group)
+			printf("  (group %s, %llu member(s))", group,
+			       (unsigned long long)ctl_get_u64(reply, "members"));
+		printf("\n");
+		lim = json_object_get(reply, "limits");
+		json_object_foreach(lim, key, v) {
+			if (json_is_integer(v) && json_integer_value(v) == 0)
+				continue;
+			if (json_is_integer(v))
+				printf("  %-14s %lld\n", key, (long long)json_integer_value(v));
+			else if (json_is_string(v))
+				printf("  %-14s %s\n", key, json_string_value(v));
+		}
+	}
+	json_decref(reply);
+	return r;
+}
+
 /* ---- list ---- */
 
 static void vdiskctl_list_row(const char *file, const char *path, bool json, json_t *disks)
@@ -724,6 +786,12 @@ static const struct vcmd commands[] = {
 	  vdiskctl_run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,
 	  vdiskctl_run_log_level },
+	{ "limit", "[KEY=VALUE...]", "show or change the I/O limits, at once",
+	  "  Keys: iops, read-iops, write-iops, bps, read-bps, write-bps (K/M/G\n"
+	  "  suffixes), burst-iops, burst-bps, burst-seconds, iops-size.  KEY=0 or\n"
+	  "  KEY=none removes one; 'none' removes all; keys not named stay.  In a\n"
+	  "  limit group this changes the group's limits, for every member.\n",
+	  vdiskctl_run_limit },
 	{ "help", "[COMMAND]", "this help, or a command's", NULL, vdiskctl_run_help },
 	{ NULL, NULL, NULL, NULL, NULL },
 };

@@ -52,7 +52,10 @@ static void test_every_key(void)
 		"queue-depth = 64\n"
 		"max-connections = 4\n"
 		"log-level = debug\n"
-		"name = disk1\n";
+		"name = disk1\n"
+		"limit = iops=2000,bps=50M\n"
+		"limit = read-iops=500\n"
+		"limit-group = tenant-a\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -70,6 +73,11 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.max_connections, 4);
 	CHECK_EQ(cfg.log_level, LOG_LVL_DEBUG);
 	CHECK(strcmp(cfg.name, "disk1") == 0);
+	/* limit lines add up, in order. */
+	CHECK_EQ(cfg.limits.iops, 2000);
+	CHECK_EQ(cfg.limits.bps, 50ull << 20);
+	CHECK_EQ(cfg.limits.read_iops, 500);
+	CHECK(strcmp(cfg.limit_group, "tenant-a") == 0);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
@@ -241,6 +249,20 @@ static const struct bad_case bad_cases[] = {
 	  "'65537' is not a number from 1 to 65536" },
 	{ "max-connections = many\n", 0, "t.conf:1: key 'max-connections': "
 	  "'many' is not a number from 1 to 65536" },
+	{ "limit = iops=-1\n", 0,
+	  "t.conf:1: key 'limit': iops: negative value \"-1\"" },
+	{ "limit = bogus=1\n", 0,
+	  "t.conf:1: key 'limit': unknown limit \"bogus\" (known: iops, read-iops, write-iops, bps, read-bps, write-bps, burst-iops, burst-bps, burst-seconds, iops-size)" },
+	{ "limit = iops=100,burst-iops=5\n", 0,
+	  "t.conf:1: key 'limit': burst-iops 5 is below iops 100 (a burst is the rate a quiet disk may reach: at least the limit)" },
+	{ "limit = bps=99999999999999999999\n", 0,
+	  "t.conf:1: key 'limit': bps: \"99999999999999999999\" is too large (at most 18446744073709551615)" },
+	{ "limit =\n", 0,
+	  "t.conf:1: key 'limit': no value after '='" },
+	{ "limit-group = ../x\n", 0,
+	  "t.conf:1: key 'limit-group': '../x' is not a valid group name (1-64 letters, digits and ._-)" },
+	{ "limit-group = a b\n", 0,
+	  "t.conf:1: key 'limit-group': 'a b' is not a valid group name (1-64 letters, digits and ._-)" },
 	{ "log-level = loud\n", 0, "t.conf:1: key 'log-level': 'loud' is not "
 	  "error, warn, notice, info or debug" },
 	{ "name = ../etc\n", 0, "t.conf:1: key 'name': '../etc' is not a valid "
