@@ -80,6 +80,11 @@ void vbd_close(struct vbd *vbd)
 {
 	if (!vbd)
 		return;
+	/* The driver's callbacks run until the last I/O is back: only then
+	 * may it close its fds and free its state (a write still queued
+	 * would otherwise go to a closed, maybe reused, fd). */
+	if (vbd->q)
+		tq_drain(vbd->q);
 	vd_image_close(vbd->img);
 	vbd_limit_free(vbd);
 	if (vbd->q)

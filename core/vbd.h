@@ -125,7 +125,9 @@ struct vbd_stats {
 };
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out);
-/* Closes the driver and the queue; in-flight requests must be drained. */
+/* Waits for the queue's I/O (blocking), then closes the driver and the
+ * queue.  The frontends must have let go of their requests.  Never call
+ * it with I/O that may not come back: exit instead. */
 void vbd_close(struct vbd *vbd);
 
 const struct vbd_info *vbd_info(const struct vbd *vbd);

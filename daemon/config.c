@@ -170,6 +170,13 @@ static int cfg_name(struct vd_config *cfg, const char *value, char *msg,
 	return cfg_string(&cfg->name, value);
 }
 
+static int cfg_shutdown_timeout(struct vd_config *cfg, const char *value, char *msg,
+				size_t msglen)
+{
+	return cfg_uint(value, 1, VD_MAX_SHUTDOWN_TIMEOUT, &cfg->shutdown_timeout, msg,
+			msglen);
+}
+
 static int cfg_limit(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
 {
 	int r = thr_limits_parse(value, &cfg->limits, msg, msglen);
@@ -203,6 +210,8 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "name", .key = CFG_NAME, .parse = cfg_name },
 	{ .name = "limit", .key = CFG_LIMIT, .repeatable = true, .parse = cfg_limit },
 	{ .name = "limit-group", .key = CFG_LIMIT_GROUP, .parse = cfg_limit_group },
+	{ .name = "shutdown-timeout", .key = CFG_SHUTDOWN_TIMEOUT,
+	  .parse = cfg_shutdown_timeout },
 };
 enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
 
@@ -471,6 +480,8 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 	/* --limit replaces the file's limits, as -l replaces its addresses. */
 	if (cfg->line[CFG_LIMIT] && !(o->set & VD_SET_LIMIT))
 		o->limits = cfg->limits;
+	if (cfg->line[CFG_SHUTDOWN_TIMEOUT] && !(o->set & VD_SET_SHUTDOWN_TIMEOUT))
+		o->shutdown_timeout = cfg->shutdown_timeout;
 	if (cfg->line[CFG_LIMIT_GROUP] && !o->limit_group)
 		o->limit_group = cfg->limit_group;
 }

@@ -33,6 +33,7 @@ enum cfg_key {
 	CFG_NAME,
 	CFG_LIMIT,
 	CFG_LIMIT_GROUP,
+	CFG_SHUTDOWN_TIMEOUT,
 	CFG_NR_KEYS,
 };
 
@@ -48,6 +49,7 @@ struct vd_config {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
+	unsigned shutdown_timeout;
 	enum log_level log_level;
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */

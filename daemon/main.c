@@ -18,7 +18,6 @@
 #include "daemon/watchdog.h"
 #include "frontends/nbd.h"
 
-enum { SHUTDOWN_TIMEOUT_S = 60 };
 
 struct daemon {
 	struct event_base *base;
@@ -33,6 +32,7 @@ struct daemon {
 	struct sa_listener activated[SA_MAX_FDS];	/* sockets from systemd */
 	unsigned nr_activated;
 	bool stopping;
+	bool stuck;		/* I/O did not come back: exit, free nothing */
 	int exit_code;
 	int ready_fd;		/* daemonized: tells the parent we are up */
 };
@@ -62,11 +62,23 @@ static void daemon_stop_clients_gone(void *arg)
 	vbd_drain(d->vbd, daemon_stop_drained, d);
 }
 
+/* Clients or I/O did not finish in time.  With I/O still in the kernel
+ * or queued, nothing may be freed or closed (the kernel would write into
+ * freed buffers, a queued write would go to a closed fd): say what is
+ * stuck and leave with exit 1, and let process exit reap the AIO. */
 static void daemon_stop_timeout(int fd, short what, void *arg)
 {
 	struct daemon *d = arg;
+	struct vbd_stats st;
 
-	log_msg(LOG_LVL_ERR, "shutdown did not finish in %d s; exiting", SHUTDOWN_TIMEOUT_S);
+	vbd_get_stats(d->vbd, &st);
+	log_msg(LOG_LVL_ERR, "shutdown did not finish in %u s: %llu request(s) in flight "
+		"(%llu waiting for io_submit, %llu in the kernel, %llu held by limits), "
+		"%u NBD connection(s); exiting without waiting", d->opt.shutdown_timeout,
+		(unsigned long long)st.inflight, (unsigned long long)st.waiting,
+		(unsigned long long)st.pending, (unsigned long long)st.throttled_now,
+		nbd_server_nr_connections(d->nbd));
+	d->stuck = st.inflight || st.waiting || st.pending;
 	d->exit_code = 1;
 	event_base_loopbreak(d->base);
 }
@@ -75,7 +87,7 @@ static void daemon_stop_timeout(int fd, short what, void *arg)
 static void daemon_shutdown(void *arg)
 {
 	struct daemon *d = arg;
-	struct timeval tv = { SHUTDOWN_TIMEOUT_S, 0 };
+	struct timeval tv = { (time_t)d->opt.shutdown_timeout, 0 };
 
 	if (d->stopping)
 		return;
@@ -302,6 +314,10 @@ int main(int argc, char **argv)
 		goto out;
 	daemon_ready(&d);
 	event_base_dispatch(d.base);
+	if (d.stuck) {
+		ctl_server_free(d.ctl);		/* its socket goes; the rest stays */
+		_exit(1);
+	}
 	log_msg(LOG_LVL_INFO, "stopped");
 out:
 	daemon_free(&d);

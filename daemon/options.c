@@ -26,6 +26,8 @@ static const char usage_text[] =
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
+"      --shutdown-timeout S  give up waiting for clients and I/O after S\n"
+"                            seconds at shutdown, exit 1 (default 60)\n"
 "      --limit KEY=VALUE,... I/O limits: iops, read-iops, write-iops, bps,\n"
 "                            read-bps, write-bps, burst-iops, burst-bps,\n"
 "                            burst-seconds, iops-size (repeatable)\n"
@@ -81,7 +83,7 @@ static int options_load_config(struct vd_options *o)
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
-	       OPT_LIMIT_GROUP };
+	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -93,6 +95,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
+		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 		{ "limit-group", required_argument, NULL, OPT_LIMIT_GROUP },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -107,6 +110,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	o->cache = VBD_CACHE_NONE;
 	o->queue_depth = 128;
 	o->max_connections = 128;
+	o->shutdown_timeout = 60;
 	o->log_level = LOG_LVL_INFO;
 	opterr = 0;
 	optind = 1;
@@ -149,6 +153,12 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_SHUTDOWN_TIMEOUT:
+			if (options_parse_uint("--shutdown-timeout", optarg, 1,
+					       VD_MAX_SHUTDOWN_TIMEOUT, &o->shutdown_timeout))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_SHUTDOWN_TIMEOUT;
+			break;
 		case OPT_LIMIT: {
 			char msg[256];
 

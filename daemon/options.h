@@ -12,6 +12,7 @@ enum {
 	VD_MAX_LISTEN = 16,
 	VD_MAX_QUEUE_DEPTH = 4096,
 	VD_MAX_CONNECTIONS = 65536,
+	VD_MAX_SHUTDOWN_TIMEOUT = 86400,
 };
 
 struct vd_config;
@@ -24,6 +25,7 @@ enum vd_opt_set {
 	VD_SET_MAX_CONNECTIONS = 1u << 2,
 	VD_SET_LOG_LEVEL = 1u << 3,
 	VD_SET_LIMIT = 1u << 4,
+	VD_SET_SHUTDOWN_TIMEOUT = 1u << 5,
 };
 
 struct vd_options {
@@ -37,6 +39,7 @@ struct vd_options {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
+	unsigned shutdown_timeout;	/* seconds */
 	bool foreground;
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */

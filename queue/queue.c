@@ -159,14 +159,19 @@ err:
 	return r;
 }
 
-void tq_destroy(struct tqueue *q)
+void tq_drain(struct tqueue *q)
 {
-	if (!q)
-		return;
 	if (q->outstanding && q->staged.count)
 		tq_kick(q);
 	while (q->outstanding > 0 && q->submit_started)
 		tq_wait(q);
+}
+
+void tq_destroy(struct tqueue *q)
+{
+	if (!q)
+		return;
+	tq_drain(q);
 
 	pthread_mutex_lock(&q->lock);
 	q->stop = true;

@@ -55,8 +55,11 @@ void tq_options_default(struct tq_options *o);
 int tq_create(struct event_base *base, const struct tq_options *o,
 	      struct tqueue **out);
 
-/* Completes everything queued (blocking: only at shutdown), stops the
- * threads and frees the queue. */
+/* Completes everything queued, running the callbacks (blocking: only at
+ * shutdown, once the loop no longer runs). */
+void tq_drain(struct tqueue *q);
+
+/* tq_drain, then stops the threads and frees the queue. */
 void tq_destroy(struct tqueue *q);
 
 /* Probes FDSYNC and RWF_DSYNC on fd with a private context (blocking).

@@ -55,7 +55,8 @@ static void test_every_key(void)
 		"name = disk1\n"
 		"limit = iops=2000,bps=50M\n"
 		"limit = read-iops=500\n"
-		"limit-group = tenant-a\n";
+		"limit-group = tenant-a\n"
+		"shutdown-timeout = 5\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -78,6 +79,7 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.limits.bps, 50ull << 20);
 	CHECK_EQ(cfg.limits.read_iops, 500);
 	CHECK(strcmp(cfg.limit_group, "tenant-a") == 0);
+	CHECK_EQ(cfg.shutdown_timeout, 5);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
@@ -249,6 +251,8 @@ static const struct bad_case bad_cases[] = {
 	  "'65537' is not a number from 1 to 65536" },
 	{ "max-connections = many\n", 0, "t.conf:1: key 'max-connections': "
 	  "'many' is not a number from 1 to 65536" },
+	{ "shutdown-timeout = 0\n", 0, "t.conf:1: key 'shutdown-timeout': '0' is not a "
+	  "number from 1 to 86400" },
 	{ "limit = iops=-1\n", 0,
 	  "t.conf:1: key 'limit': iops: negative value \"-1\"" },
 	{ "limit = bogus=1\n", 0,
