@@ -177,6 +177,13 @@ static int cfg_shutdown_timeout(struct vd_config *cfg, const char *value, char *
 			msglen);
 }
 
+static int cfg_max_peer_connections(struct vd_config *cfg, const char *value,
+				    char *msg, size_t msglen)
+{
+	return cfg_uint(value, 1, VD_MAX_CONNECTIONS, &cfg->max_peer_connections, msg,
+			msglen);
+}
+
 static int cfg_limit(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
 {
 	int r = thr_limits_parse(value, &cfg->limits, msg, msglen);
@@ -210,6 +217,8 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "name", .key = CFG_NAME, .parse = cfg_name },
 	{ .name = "limit", .key = CFG_LIMIT, .repeatable = true, .parse = cfg_limit },
 	{ .name = "limit-group", .key = CFG_LIMIT_GROUP, .parse = cfg_limit_group },
+	{ .name = "max-peer-connections", .key = CFG_MAX_PEER_CONNECTIONS,
+	  .parse = cfg_max_peer_connections },
 	{ .name = "shutdown-timeout", .key = CFG_SHUTDOWN_TIMEOUT,
 	  .parse = cfg_shutdown_timeout },
 };
@@ -480,6 +489,8 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 	/* --limit replaces the file's limits, as -l replaces its addresses. */
 	if (cfg->line[CFG_LIMIT] && !(o->set & VD_SET_LIMIT))
 		o->limits = cfg->limits;
+	if (cfg->line[CFG_MAX_PEER_CONNECTIONS] && !(o->set & VD_SET_MAX_PEER_CONNECTIONS))
+		o->max_peer_connections = cfg->max_peer_connections;
 	if (cfg->line[CFG_SHUTDOWN_TIMEOUT] && !(o->set & VD_SET_SHUTDOWN_TIMEOUT))
 		o->shutdown_timeout = cfg->shutdown_timeout;
 	if (cfg->line[CFG_LIMIT_GROUP] && !o->limit_group)

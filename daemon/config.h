@@ -34,6 +34,7 @@ enum cfg_key {
 	CFG_LIMIT,
 	CFG_LIMIT_GROUP,
 	CFG_SHUTDOWN_TIMEOUT,
+	CFG_MAX_PEER_CONNECTIONS,
 	CFG_NR_KEYS,
 };
 
@@ -50,6 +51,7 @@ struct vd_config {
 	unsigned queue_depth;
 	unsigned max_connections;
 	unsigned shutdown_timeout;
+	unsigned max_peer_connections;
 	enum log_level log_level;
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */

@@ -192,6 +192,7 @@ static int daemon_start(struct daemon *d)
 	struct nbd_server_opts no = {
 		.export_name = d->opt.name,
 		.max_connections = d->opt.max_connections,
+		.max_peer_connections = d->opt.max_peer_connections,
 	};
 	struct ctl_daemon cd = { .shutdown = daemon_shutdown, .arg = d };
 	int r;

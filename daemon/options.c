@@ -26,6 +26,8 @@ static const char usage_text[] =
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
+"      --max-peer-connections N  connections of one peer (uid on unix\n"
+"                            sockets, address on TCP; default: no own cap)\n"
 "      --shutdown-timeout S  give up waiting for clients and I/O after S\n"
 "                            seconds at shutdown, exit 1 (default 60)\n"
 "      --limit KEY=VALUE,... I/O limits: iops, read-iops, write-iops, bps,\n"
@@ -83,7 +85,7 @@ static int options_load_config(struct vd_options *o)
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
-	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT };
+	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -93,6 +95,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
+		{ "max-peer-connections", required_argument, NULL, OPT_MAX_PEER_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
@@ -153,6 +156,12 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_MAX_PEER_CONN:
+			if (options_parse_uint("--max-peer-connections", optarg, 1,
+					       VD_MAX_CONNECTIONS, &o->max_peer_connections))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_MAX_PEER_CONNECTIONS;
+			break;
 		case OPT_SHUTDOWN_TIMEOUT:
 			if (options_parse_uint("--shutdown-timeout", optarg, 1,
 					       VD_MAX_SHUTDOWN_TIMEOUT, &o->shutdown_timeout))

@@ -26,6 +26,7 @@ enum vd_opt_set {
 	VD_SET_LOG_LEVEL = 1u << 3,
 	VD_SET_LIMIT = 1u << 4,
 	VD_SET_SHUTDOWN_TIMEOUT = 1u << 5,
+	VD_SET_MAX_PEER_CONNECTIONS = 1u << 6,
 };
 
 struct vd_options {
@@ -39,6 +40,7 @@ struct vd_options {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
+	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned shutdown_timeout;	/* seconds */
 	bool foreground;
 	enum log_level log_level;

@@ -352,6 +352,7 @@ static void nbd_conn_read_handshake(struct nbd_conn *c)
 		n = nbd_conn_readv(c, &iov, 1);
 		if (n <= 0)
 			break;
+		c->heard = true;
 		c->rlen += (size_t)n;
 
 		r = nbd_hs_input(&c->hs, c->rbuf + c->rpos, c->rlen - c->rpos, &used,

@@ -75,12 +75,14 @@ struct nbd_conn {
 	int fd;
 	unsigned id;
 	char peer[80];
+	char peer_key[64];		/* uid:N or ip:ADDR, for the per-peer cap */
 	enum nbd_conn_state state;
 	bool counted;			/* vbd_connection_add(+1) was called */
 	bool reading;			/* read_ev is added */
 	bool writing;			/* write_ev is added */
 	bool throttled;			/* stopped reading: slots or bytes */
 	bool in_read;			/* inside the read handler */
+	bool heard;			/* the client has sent a byte */
 	struct event *read_ev, *write_ev, *send_ev, *timer_ev;
 
 	/* Input: rbuf[rpos..rlen) is unparsed. */
@@ -124,6 +126,7 @@ struct nbd_server {
 	char *export_name;
 	char *description;
 	unsigned max_connections;
+	unsigned max_peer_connections;
 	unsigned handshake_timeout_s;
 
 	struct nbd_listener **listeners;
@@ -150,6 +153,12 @@ int nbd_listener_adopt(struct nbd_server *srv, int fd, const char *label,
 void nbd_listener_close(struct nbd_listener *l);
 /* Enables or pauses accepting on every listener. */
 void nbd_listeners_enable(struct nbd_server *srv, bool on);
+
+/* nbd-admit.c: room for one more connection from peer key (dropping the
+ * oldest handshake in the way), or false: refuse it. */
+struct sockaddr_storage;
+void nbd_peer_key(int fd, const struct sockaddr_storage *ss, char *key, size_t len);
+bool nbd_server_admit(struct nbd_server *srv, const char *key);
 
 /* nbd-server.c */
 void nbd_server_accept(struct nbd_server *srv, int listen_fd);

@@ -71,6 +71,9 @@ int nbd_server_create(struct event_base *base, struct vbd *vbd,
 	srv->description = opts->description ? strdup(opts->description) : NULL;
 	srv->max_connections = opts->max_connections ? opts->max_connections :
 		NBD_DEFAULT_MAX_CONNECTIONS;
+	srv->max_peer_connections = opts->max_peer_connections &&
+				    opts->max_peer_connections < srv->max_connections ?
+				    opts->max_peer_connections : srv->max_connections;
 	srv->handshake_timeout_s = opts->handshake_timeout_s ? opts->handshake_timeout_s :
 		NBD_DEFAULT_HANDSHAKE_TIMEOUT_S;
 	srv->warn_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT;
@@ -190,11 +193,12 @@ void nbd_server_accept(struct nbd_server *srv, int lfd)
 			close(fd);
 			continue;
 		}
-		/* The cap answers by closing: no handshake, no memory. */
-		if (srv->nr_conns >= srv->max_connections) {
-			if (nbd_server_warn_ok(srv))
-				log_msg(LOG_LVL_WARN, "nbd: connection limit (%u) reached, "
-					"refusing a connection", srv->max_connections);
+		/* The caps: room is made by dropping an idle handshake, or
+		 * the new one is closed (no handshake, no memory). */
+		char key[64];
+
+		nbd_peer_key(fd, &ss, key, sizeof(key));
+		if (!nbd_server_admit(srv, key)) {
 			close(fd);
 			continue;
 		}
@@ -211,6 +215,7 @@ void nbd_server_accept(struct nbd_server *srv, int lfd)
 			close(fd);
 			continue;
 		}
+		snprintf(c->peer_key, sizeof(c->peer_key), "%s", key);
 		c->next = srv->conns;
 		if (srv->conns)
 			srv->conns->prev = c;

@@ -12,6 +12,7 @@ struct nbd_server_opts {
 	const char *export_name;	/* the disk name */
 	const char *description;	/* NBD_INFO_DESCRIPTION; may be NULL */
 	unsigned max_connections;	/* 0: default 128 */
+	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned handshake_timeout_s;	/* 0: default 10 */
 };
 

@@ -33,26 +33,44 @@ t.check("a client past its handshake is not timed out", done.cmd(CMD_READ, 0, 51
 quiet.close()
 slow.close()
 
-# Connection cap: 4.  'done' holds one; three more fit, the fifth is
-# accepted and closed at once without a greeting.
+# Connection cap: 4.  'done' holds one; three more fit in their
+# handshake.  A fifth makes room by dropping the oldest connection still
+# in its handshake, never an established one.
 held = [done]
 for _ in range(3):
     c = d.client()
     c.greeting()
     held.append(c)
+    time.sleep(0.05)
 time.sleep(0.2)
 extra = d.client()
-t.check("the fifth connection over a cap of 4 is closed at once",
+t.run("a fifth connection over a cap of 4 is admitted (it gets a greeting)", extra.greeting)
+t.check("... by dropping the oldest handshake", held[1].is_closed(wait=3))
+t.check("... not the younger ones", not held[2].is_closed(wait=0.3))
+t.check("... nor the established one", done.cmd(CMD_READ, 0, 512)[0] == 0)
+# All four established: now a new one is refused at once.
+established = [done]
+for c in (held[2], held[3], extra):
+    c.close()
+time.sleep(0.3)
+for _ in range(3):
+    c = d.client()
+    c.negotiate(b"disk")
+    established.append(c)
+extra = d.client()
+t.check("with every connection established, a fifth is closed at once",
         extra.is_closed(wait=3))
 extra.close()
-t.check("the held connections still work", done.cmd(CMD_READ, 0, 512)[0] == 0)
-for c in held[1:]:
+t.check("the established connections still work",
+        all(c.cmd(CMD_READ, 0, 512)[0] == 0 for c in established))
+for c in established[1:]:
     c.close()
 time.sleep(0.3)
 c = d.client()
 c.negotiate(b"disk")
 t.check("after some close, new connections are taken again", c.cmd(CMD_READ, 0, 512)[0] == 0)
 c.close()
+held[1].close()
 done.close()
 t.check("SIGTERM: exit 0", d.stop() == 0, d.log_text())
 

@@ -287,8 +287,9 @@ class Daemon:
         self.log = os.path.join(self.dir, "vdiskd.log")
         exe = os.environ.get("VDISKD", "build/vdiskd")
         cmd = [exe, "-f", "-n", name, "-c", self.ctl]
+        # "{sock}" in a listen address stands for the daemon's own socket.
         for l in (listen or ["unix:" + self.sock]):
-            cmd += ["-l", l]
+            cmd += ["-l", l.replace("{sock}", self.sock)]
         cmd += list(args)
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "ab"),
