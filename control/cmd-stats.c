@@ -45,6 +45,8 @@ static int cmd_stats_exec(struct ctl_request *req)
 	cmd_set_u64(r, "throttled", s.throttled);
 	cmd_set_u64(r, "throttled_now", s.throttled_now);
 	cmd_set_u64(r, "throttle_wait_us", s.throttle_wait_us);
+	cmd_set_u64(r, "buffer_bytes", s.buffer_bytes);
+	cmd_set_u64(r, "buffer_limit", s.buffer_limit);
 	return 0;
 }
 

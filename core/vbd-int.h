@@ -18,6 +18,7 @@ struct vbd_req {
 	uint64_t start_ns;
 	bool rejected;			/* failed the checks: the client's fault */
 	size_t cap;			/* capacity of pub.buf */
+	uint64_t charged;		/* bytes counted in vbd->buffer_bytes */
 	struct vd_extent *drv_ext;	/* BLOCK_STATUS: the driver's answer */
 	unsigned drv_ext_cap;
 	struct vbd_req *vbd_next;	/* pool, held and deferred lists */
@@ -84,6 +85,8 @@ struct vbd {
 
 	struct vbd_req *pool;		/* free requests */
 	unsigned pool_free, pool_total;
+	uint64_t buffer_bytes;		/* asked for by requests out of the pool */
+	uint64_t buffer_limit;		/* the budget frontends keep to */
 
 	uint64_t connections;
 	uint64_t start_ns;

@@ -158,5 +158,7 @@ void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
 		.throttled = vbd->limit.throttled,
 		.throttled_now = vbd->limit.now,
 		.throttle_wait_us = vbd->limit.wait_ns / 1000,
+		.buffer_bytes = vbd->buffer_bytes,
+		.buffer_limit = vbd->buffer_limit,
 	};
 }

@@ -57,6 +57,8 @@ struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen)
 	void *buf = req->pub.buf;
 	memset(&req->pub, 0, sizeof(req->pub));
 	req->pub.buf = buf;
+	req->charged = buflen;
+	vbd->buffer_bytes += buflen;
 	req->rejected = false;
 	req->vbd_next = NULL;
 	return &req->pub;
@@ -74,6 +76,8 @@ void vbd_request_put(struct vbd_request *pub)
 	struct vbd_req *req = vbd_req_of(pub);
 	struct vbd *vbd = req->vbd;
 
+	vbd->buffer_bytes -= req->charged;
+	req->charged = 0;
 	if (vbd->pool_free >= VBD_POOL_MAX_FREE) {
 		vbd_req_free(req);
 		vbd->pool_total--;
@@ -88,6 +92,13 @@ void vbd_request_put(struct vbd_request *pub)
 	req->vbd_next = vbd->pool;
 	vbd->pool = req;
 	vbd->pool_free++;
+}
+
+bool vbd_buffer_room(const struct vbd *vbd, uint64_t len)
+{
+	/* Alone, any request fits: a budget below one request must not
+	 * stall it forever. */
+	return vbd->buffer_bytes == 0 || vbd->buffer_bytes + len <= vbd->buffer_limit;
 }
 
 void vbd_pool_free_all(struct vbd *vbd)

@@ -40,6 +40,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->open_opts.cache = cfg->cache == VBD_CACHE_WRITEBACK ? VD_CACHE_WRITEBACK
 								: VD_CACHE_NONE;
 	vbd->start_ns = vd_now_ns();
+	vbd->buffer_limit = cfg->buffer_limit ? cfg->buffer_limit : VBD_DEFAULT_BUFFER_LIMIT;
 	vbd->deferred_ev = event_new(base, -1, 0, vbd_deferred_cb, vbd);
 	if (!vbd->name || !vbd->image || !vbd->deferred_ev) {
 		r = -ENOMEM;

@@ -91,7 +91,10 @@ struct vbd_config {
 	const struct thr_limits *limits;	/* NULL: none */
 	const char *limit_group;	/* NULL: the limits are this disk's */
 	const char *rundir;		/* where limit groups live */
+	uint64_t buffer_limit;		/* bytes of request buffers; 0: default */
 };
+
+enum { VBD_DEFAULT_BUFFER_LIMIT = 256 * 1024 * 1024 };
 
 /* What the disk is, as a frontend advertises it. */
 struct vbd_info {
@@ -122,6 +125,7 @@ struct vbd_stats {
 	uint64_t read_lat_p50_us, read_lat_p99_us;
 	uint64_t write_lat_p50_us, write_lat_p99_us;
 	uint64_t throttled, throttled_now, throttle_wait_us;
+	uint64_t buffer_bytes, buffer_limit;
 };
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out);
@@ -143,6 +147,11 @@ const char *vbd_state_name(enum vbd_state s);
  * size.  NULL when buflen > VBD_MAX_PAYLOAD or memory is short. */
 struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen);
 void vbd_request_put(struct vbd_request *req);
+
+/* The daemon-wide buffer budget (--buffer-limit): true when a request
+ * asking for len more bytes may be taken now.  Frontends apply it as
+ * back-pressure (they stop reading), never by failing a request. */
+bool vbd_buffer_room(const struct vbd *vbd, uint64_t len);
 
 /* Fills op, offset, len, flags (and the payload for WRITE) first.  Checks
  * the request (range, read-only, capability), counts it and hands it to the

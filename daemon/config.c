@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/size.h"
 #include "drivers/driver.h"
 #include "daemon/config.h"
 
@@ -184,6 +185,18 @@ static int cfg_max_peer_connections(struct vd_config *cfg, const char *value,
 			msglen);
 }
 
+static int cfg_buffer_limit(struct vd_config *cfg, const char *value, char *msg,
+			    size_t msglen)
+{
+	if (vd_parse_size(value, &cfg->buffer_limit) < 0 ||
+	    cfg->buffer_limit < VD_MIN_BUFFER_LIMIT) {
+		snprintf(msg, msglen, "'%s' is not a size of at least 1M (e.g. 256M, 1G)",
+			 value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int cfg_limit(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
 {
 	int r = thr_limits_parse(value, &cfg->limits, msg, msglen);
@@ -217,6 +230,7 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "name", .key = CFG_NAME, .parse = cfg_name },
 	{ .name = "limit", .key = CFG_LIMIT, .repeatable = true, .parse = cfg_limit },
 	{ .name = "limit-group", .key = CFG_LIMIT_GROUP, .parse = cfg_limit_group },
+	{ .name = "buffer-limit", .key = CFG_BUFFER_LIMIT, .parse = cfg_buffer_limit },
 	{ .name = "max-peer-connections", .key = CFG_MAX_PEER_CONNECTIONS,
 	  .parse = cfg_max_peer_connections },
 	{ .name = "shutdown-timeout", .key = CFG_SHUTDOWN_TIMEOUT,
@@ -489,6 +503,8 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 	/* --limit replaces the file's limits, as -l replaces its addresses. */
 	if (cfg->line[CFG_LIMIT] && !(o->set & VD_SET_LIMIT))
 		o->limits = cfg->limits;
+	if (cfg->line[CFG_BUFFER_LIMIT] && !(o->set & VD_SET_BUFFER_LIMIT))
+		o->buffer_limit = cfg->buffer_limit;
 	if (cfg->line[CFG_MAX_PEER_CONNECTIONS] && !(o->set & VD_SET_MAX_PEER_CONNECTIONS))
 		o->max_peer_connections = cfg->max_peer_connections;
 	if (cfg->line[CFG_SHUTDOWN_TIMEOUT] && !(o->set & VD_SET_SHUTDOWN_TIMEOUT))

@@ -35,6 +35,7 @@ enum cfg_key {
 	CFG_LIMIT_GROUP,
 	CFG_SHUTDOWN_TIMEOUT,
 	CFG_MAX_PEER_CONNECTIONS,
+	CFG_BUFFER_LIMIT,
 	CFG_NR_KEYS,
 };
 
@@ -52,6 +53,7 @@ struct vd_config {
 	unsigned max_connections;
 	unsigned shutdown_timeout;
 	unsigned max_peer_connections;
+	uint64_t buffer_limit;
 	enum log_level log_level;
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */

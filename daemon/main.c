@@ -187,7 +187,7 @@ static int daemon_start(struct daemon *d)
 		.read_only = d->opt.read_only, .cache = d->opt.cache,
 		.queue_depth = d->opt.queue_depth,
 		.limits = &d->opt.limits, .limit_group = d->opt.limit_group,
-		.rundir = d->opt.rundir,
+		.rundir = d->opt.rundir, .buffer_limit = d->opt.buffer_limit,
 	};
 	struct nbd_server_opts no = {
 		.export_name = d->opt.name,

@@ -11,6 +11,7 @@
 #include "daemon/config.h"
 #include "daemon/options.h"
 #include "common/rundir.h"
+#include "common/size.h"
 
 static const char usage_text[] =
 "usage: vdiskd [OPTIONS] IMAGE\n"
@@ -28,6 +29,8 @@ static const char usage_text[] =
 "      --max-connections N   NBD connections at once (default 128)\n"
 "      --max-peer-connections N  connections of one peer (uid on unix\n"
 "                            sockets, address on TCP; default: no own cap)\n"
+"      --buffer-limit SIZE   request and reply buffers across all connections\n"
+"                            (default 256M); past it, stop reading sockets\n"
 "      --shutdown-timeout S  give up waiting for clients and I/O after S\n"
 "                            seconds at shutdown, exit 1 (default 60)\n"
 "      --limit KEY=VALUE,... I/O limits: iops, read-iops, write-iops, bps,\n"
@@ -85,7 +88,8 @@ static int options_load_config(struct vd_options *o)
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
-	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN };
+	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
+	       OPT_BUFFER_LIMIT };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -99,6 +103,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "config", required_argument, NULL, OPT_CONFIG },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+		{ "buffer-limit", required_argument, NULL, OPT_BUFFER_LIMIT },
 		{ "limit-group", required_argument, NULL, OPT_LIMIT_GROUP },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -156,6 +161,15 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_BUFFER_LIMIT:
+			if (vd_parse_size(optarg, &o->buffer_limit) < 0 ||
+			    o->buffer_limit < VD_MIN_BUFFER_LIMIT) {
+				fprintf(stderr, "vdiskd: --buffer-limit: '%s' is not a size of "
+					"at least 1M (e.g. 256M, 1G)\n", optarg);
+				return VD_OPT_BAD;
+			}
+			o->set |= VD_SET_BUFFER_LIMIT;
+			break;
 		case OPT_MAX_PEER_CONN:
 			if (options_parse_uint("--max-peer-connections", optarg, 1,
 					       VD_MAX_CONNECTIONS, &o->max_peer_connections))

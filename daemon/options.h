@@ -13,6 +13,7 @@ enum {
 	VD_MAX_QUEUE_DEPTH = 4096,
 	VD_MAX_CONNECTIONS = 65536,
 	VD_MAX_SHUTDOWN_TIMEOUT = 86400,
+	VD_MIN_BUFFER_LIMIT = 1024 * 1024,
 };
 
 struct vd_config;
@@ -27,6 +28,7 @@ enum vd_opt_set {
 	VD_SET_LIMIT = 1u << 4,
 	VD_SET_SHUTDOWN_TIMEOUT = 1u << 5,
 	VD_SET_MAX_PEER_CONNECTIONS = 1u << 6,
+	VD_SET_BUFFER_LIMIT = 1u << 7,
 };
 
 struct vd_options {
@@ -42,6 +44,7 @@ struct vd_options {
 	unsigned max_connections;
 	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned shutdown_timeout;	/* seconds */
+	uint64_t buffer_limit;		/* bytes; 0: the vbd's default */
 	bool foreground;
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */

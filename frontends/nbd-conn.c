@@ -74,6 +74,8 @@ void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s)
 	if (s->req) {
 		vbd_request_put(s->req);
 		s->req = NULL;
+		if (c->srv)
+			nbd_server_budget_freed(c->srv);
 	}
 	c->bytes -= s->bytes;
 	s->bytes = 0;
@@ -103,6 +105,8 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		log_msg(LOG_LVL_DEBUG, "nbd: connection %u (%s): closed: %s", c->id,
 			c->peer, why);
 	c->state = NBD_CONN_DEAD;
+	if (c->budget_wait && c->srv)
+		nbd_server_budget_forget(c->srv, c);
 	/* The events go now: a dead connection may outlive the loop. */
 	if (c->read_ev)
 		event_free(c->read_ev);
@@ -265,10 +269,11 @@ static bool nbd_conn_send(struct nbd_conn *c)
 }
 
 /* Slots were freed: a throttled connection reads again, starting with
- * the requests already in its buffer. */
+ * the requests already in its buffer.  One waiting for the daemon's
+ * budget is woken by the server instead, in turn. */
 static void nbd_conn_unthrottle(struct nbd_conn *c)
 {
-	if (!c->throttled || c->state != NBD_CONN_TRANSMISSION)
+	if (!c->throttled || c->budget_wait || c->state != NBD_CONN_TRANSMISSION)
 		return;
 	if (!c->free_slots || c->bytes >= NBD_CONN_MAX_BYTES)
 		return;
@@ -277,6 +282,13 @@ static void nbd_conn_unthrottle(struct nbd_conn *c)
 	nbd_tx_kick(c);
 	if (c->state == NBD_CONN_TRANSMISSION && !c->throttled)
 		nbd_conn_set_reading(c, true);
+}
+
+void nbd_conn_budget_resume(struct nbd_conn *c)
+{
+	c->budget_wait = false;
+	nbd_conn_unthrottle(c);
+	nbd_conn_check_done(c);
 }
 
 static void nbd_conn_on_send(evutil_socket_t fd, short what, void *arg)

@@ -81,6 +81,8 @@ struct nbd_conn {
 	bool reading;			/* read_ev is added */
 	bool writing;			/* write_ev is added */
 	bool throttled;			/* stopped reading: slots or bytes */
+	bool budget_wait;		/* ... for the daemon's buffer budget */
+	struct nbd_conn *budget_next;	/* the server's budget waiters */
 	bool in_read;			/* inside the read handler */
 	bool heard;			/* the client has sent a byte */
 	struct event *read_ev, *write_ev, *send_ev, *timer_ev;
@@ -144,6 +146,11 @@ struct nbd_server {
 	struct event *grace_ev;
 
 	struct log_ratelimit warn_rl;	/* misbehaving clients */
+
+	/* Connections waiting for the daemon's buffer budget, in order;
+	 * budget_ev wakes them from the loop when buffers are given back. */
+	struct nbd_conn *budget_head, **budget_tail;
+	struct event *budget_ev;
 };
 
 /* nbd-listen.c */
@@ -164,6 +171,10 @@ bool nbd_server_admit(struct nbd_server *srv, const char *key);
 void nbd_server_accept(struct nbd_server *srv, int listen_fd);
 void nbd_server_conn_gone(struct nbd_server *srv, struct nbd_conn *c);
 void nbd_server_export(struct nbd_server *srv, struct nbd_export *exp);
+/* Budget: c waits for buffers; buffers were given back; c goes away. */
+void nbd_server_budget_wait(struct nbd_server *srv, struct nbd_conn *c);
+void nbd_server_budget_freed(struct nbd_server *srv);
+void nbd_server_budget_forget(struct nbd_server *srv, struct nbd_conn *c);
 bool nbd_server_warn_ok(struct nbd_server *srv);
 
 /* nbd-conn.c */
@@ -189,6 +200,8 @@ ssize_t nbd_conn_readv(struct nbd_conn *c, struct iovec *iov, int n);
 /* nbd-transmission.c */
 /* Parses and dispatches every complete request in rbuf. */
 void nbd_tx_parse(struct nbd_conn *c);
+/* A connection waiting for the budget may go on. */
+void nbd_conn_budget_resume(struct nbd_conn *c);
 /* Hands requests parsed since the last call to the submit thread. */
 void nbd_tx_kick(struct nbd_conn *c);
 int nbd_tx_start(struct nbd_conn *c);

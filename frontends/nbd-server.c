@@ -50,6 +50,61 @@ static void nbd_server_on_grace(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+void nbd_server_budget_wait(struct nbd_server *srv, struct nbd_conn *c)
+{
+	if (c->budget_wait)
+		return;
+	c->budget_wait = true;
+	c->budget_next = NULL;
+	*srv->budget_tail = c;
+	srv->budget_tail = &c->budget_next;
+}
+
+void nbd_server_budget_forget(struct nbd_server *srv, struct nbd_conn *c)
+{
+	struct nbd_conn **pp;
+
+	for (pp = &srv->budget_head; *pp && *pp != c; pp = &(*pp)->budget_next)
+		;
+	if (*pp) {
+		*pp = c->budget_next;
+		if (srv->budget_tail == &c->budget_next)
+			srv->budget_tail = pp;
+	}
+	c->budget_wait = false;
+}
+
+void nbd_server_budget_freed(struct nbd_server *srv)
+{
+	if (srv->budget_head && !event_pending(srv->budget_ev, EV_TIMEOUT, NULL))
+		event_active(srv->budget_ev, EV_TIMEOUT, 0);
+}
+
+/* Buffers came back: the waiters go on in order, each parsing what it
+ * has, while the budget lasts (one that cannot go queues itself again). */
+static void nbd_server_on_budget(evutil_socket_t fd, short what, void *arg)
+{
+	struct nbd_server *srv = arg;
+	struct nbd_conn *list = srv->budget_head;
+
+	srv->budget_head = NULL;
+	srv->budget_tail = &srv->budget_head;
+	while (list) {
+		struct nbd_conn *c = list;
+
+		list = c->budget_next;
+		c->budget_next = NULL;
+		if (srv->budget_head) {
+			/* The budget ran out again: the rest keep their turn. */
+			c->budget_next = NULL;
+			*srv->budget_tail = c;
+			srv->budget_tail = &c->budget_next;
+			continue;
+		}
+		nbd_conn_budget_resume(c);
+	}
+}
+
 static void nbd_server_on_accept_retry(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_server *srv = arg;
@@ -80,8 +135,10 @@ int nbd_server_create(struct event_base *base, struct vbd *vbd,
 	srv->shutdown_ev = event_new(base, -1, 0, nbd_server_on_shutdown_done, srv);
 	srv->grace_ev = evtimer_new(base, nbd_server_on_grace, srv);
 	srv->accept_retry_ev = evtimer_new(base, nbd_server_on_accept_retry, srv);
+	srv->budget_tail = &srv->budget_head;
+	srv->budget_ev = event_new(base, -1, 0, nbd_server_on_budget, srv);
 	if (!srv->export_name || (opts->description && !srv->description) ||
-	    !srv->shutdown_ev || !srv->grace_ev || !srv->accept_retry_ev) {
+	    !srv->shutdown_ev || !srv->grace_ev || !srv->accept_retry_ev || !srv->budget_ev) {
 		nbd_server_free(srv);
 		return -ENOMEM;
 	}
@@ -353,6 +410,8 @@ void nbd_server_free(struct nbd_server *srv)
 		event_free(srv->grace_ev);
 	if (srv->accept_retry_ev)
 		event_free(srv->accept_retry_ev);
+	if (srv->budget_ev)
+		event_free(srv->budget_ev);
 	free(srv->export_name);
 	free(srv->description);
 	free(srv);

@@ -251,6 +251,26 @@ static void nbd_tx_dispatch(struct nbd_conn *c, const struct nbd_request *r)
 	nbd_tx_submit(c, s);
 }
 
+/* The buffer a request will ask of the vbd; 0 for one that will be
+ * refused before it gets one. */
+static uint64_t nbd_tx_buffer_need(const struct nbd_conn *c, const struct nbd_request *r)
+{
+	const char *msg;
+
+	if (nbd_request_check(&c->caps, r, &msg))
+		return 0;
+	switch (r->type) {
+	case NBD_CMD_READ:
+	case NBD_CMD_WRITE:
+		return r->len;
+	case NBD_CMD_BLOCK_STATUS:
+		return (sizeof(struct vbd_extent) + NBD_EXTENT_WIRE_LEN) *
+		       ((r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS);
+	default:
+		return 0;
+	}
+}
+
 /* The stream cannot be trusted any more: hard disconnect. */
 static void nbd_tx_bad_magic(struct nbd_conn *c)
 {
@@ -294,6 +314,14 @@ void nbd_tx_parse(struct nbd_conn *c)
 		if (nbd_request_decode(c->rbuf + c->rpos, &r) < 0) {
 			nbd_tx_bad_magic(c);
 			return;
+		}
+		if (c->srv && !vbd_buffer_room(c->srv->vbd, nbd_tx_buffer_need(c, &r))) {
+			/* The daemon's budget is spent: wait, reading nothing,
+			 * until buffers come back (the header stays unparsed). */
+			c->throttled = true;
+			nbd_conn_set_reading(c, false);
+			nbd_server_budget_wait(c->srv, c);
+			break;
 		}
 		c->rpos += NBD_REQUEST_LEN;
 		if (r.type == NBD_CMD_DISC) {
