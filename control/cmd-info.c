@@ -36,6 +36,7 @@ static int cmd_info_exec(struct ctl_request *req)
 	json_object_set_new(r, "cache", json_string(vbd_cache(vbd) == VBD_CACHE_WRITEBACK ?
 						    "writeback" : "none"));
 	json_object_set_new(r, "state", json_string(vbd_state_name(vbd_state(vbd))));
+	json_object_set_new(r, "pause_reason", ctl_json_string(vbd_pause_reason(vbd)));
 	json_object_set_new(r, "listen", cmd_listen_array(req->d));
 	json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
 	json_object_set_new(r, "pid", json_integer(getpid()));

@@ -37,6 +37,7 @@ static int cmd_stats_exec(struct ctl_request *req)
 	cmd_set_u64(r, "merged", s.merged);
 	cmd_set_u64(r, "connections", s.connections);
 	json_object_set_new(r, "state", json_string(vbd_state_name(s.state)));
+	json_object_set_new(r, "pause_reason", ctl_json_string(s.pause_reason));
 	cmd_set_u64(r, "uptime_s", s.uptime_s);
 	cmd_set_u64(r, "read_lat_p50_us", s.read_lat_p50_us);
 	cmd_set_u64(r, "read_lat_p99_us", s.read_lat_p99_us);

@@ -75,6 +75,11 @@ struct vbd {
 	unsigned inflight;		/* handed to the driver, not yet done */
 	unsigned held;			/* waiting for resume */
 	struct vbd_req *held_head, **held_tail;
+	/* Error policy: requests that failed and paused the disk, retried
+	 * first on resume. */
+	enum vbd_error_policy on_write_error, on_read_error;
+	struct vbd_req *failed_head, **failed_tail;
+	char pause_reason[96];
 
 	/* Completions and errors found inside vbd_request_submit run from
 	 * this event, so req->done never runs inside submit. */

@@ -5,6 +5,7 @@
  * completed writes durable and does nothing for requests in flight. */
 #include <errno.h>
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/clock.h"
@@ -64,6 +65,8 @@ void vbd_drain(struct vbd *vbd, vbd_cb *cb, void *arg)
 void vbd_pause(struct vbd *vbd, vbd_cb *cb, void *arg)
 {
 	if (vbd->state == VBD_RUNNING) {
+		if (!vbd->pause_reason[0])
+			snprintf(vbd->pause_reason, sizeof(vbd->pause_reason), "operator");
 		vbd->state = VBD_PAUSING;
 		log_msg(LOG_LVL_INFO, "pausing (%u in flight)",
 			vbd->inflight);
@@ -81,7 +84,12 @@ void vbd_resume(struct vbd *vbd)
 		return;
 	log_msg(LOG_LVL_INFO, "resuming (%u held)", vbd->held);
 	vbd->state = VBD_RUNNING;
-	req = vbd->held_head;
+	vbd->pause_reason[0] = '\0';
+	/* Requests that failed and paused the disk are retried first. */
+	*vbd->failed_tail = vbd->held_head;
+	req = vbd->failed_head;
+	vbd->failed_head = NULL;
+	vbd->failed_tail = &vbd->failed_head;
 	vbd->held_head = NULL;
 	vbd->held_tail = &vbd->held_head;
 	vbd->held = 0;
@@ -160,5 +168,6 @@ void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
 		.throttle_wait_us = vbd->limit.wait_ns / 1000,
 		.buffer_bytes = vbd->buffer_bytes,
 		.buffer_limit = vbd->buffer_limit,
+		.pause_reason = vbd_pause_reason(vbd),
 	};
 }

@@ -183,6 +183,56 @@ static int vbd_extents_out(struct vbd_req *req)
 	return 0;
 }
 
+static void vbd_error_paused(void *arg, int err)
+{
+	struct vbd *vbd = arg;
+
+	if (err == 0)
+		log_msg(LOG_LVL_WARN, "paused by an I/O error (%s): 'vdiskctl resume' retries "
+			"the held requests", vbd->pause_reason);
+}
+
+/* The error policy: true when req's error pauses the disk and req is
+ * kept for a retry instead of being answered. */
+static bool vbd_error_pauses(struct vbd *vbd, struct vbd_req *req)
+{
+	const struct vbd_request *pub = &req->pub;
+	enum vbd_error_policy p;
+	int err = pub->err;
+
+	if (!err || req->rejected || err == -ENOTSUP || err == -EOPNOTSUPP)
+		return false;
+	switch (pub->op) {
+	case VBD_OP_READ:
+	case VBD_OP_BLOCK_STATUS:
+		p = vbd->on_read_error;
+		break;
+	case VBD_OP_WRITE:
+	case VBD_OP_TRIM:
+	case VBD_OP_WRITE_ZEROES:
+	case VBD_OP_FLUSH:
+		p = vbd->on_write_error;
+		break;
+	default:
+		return false;
+	}
+	if (p == VBD_ERR_REPORT || (p == VBD_ERR_ENOSPC && err != -ENOSPC))
+		return false;
+	if (vbd->state == VBD_RUNNING || !vbd->pause_reason[0] ||
+	    strcmp(vbd->pause_reason, "operator") == 0) {
+		snprintf(vbd->pause_reason, sizeof(vbd->pause_reason),
+			 "%s on %s at offset %llu", strerrorname_np(-err) ?: "EIO",
+			 vbd_op_name(pub->op), (unsigned long long)pub->offset);
+		if (vbd->state == VBD_RUNNING)
+			vbd_pause(vbd, vbd_error_paused, vbd);
+	}
+	req->vbd_next = NULL;
+	*vbd->failed_tail = req;
+	vbd->failed_tail = &req->vbd_next;
+	vbd->held++;
+	return true;
+}
+
 /* Hands the request back to the frontend and settles the counters. */
 static void vbd_finish(struct vbd *vbd, struct vbd_req *req)
 {
@@ -190,6 +240,12 @@ static void vbd_finish(struct vbd *vbd, struct vbd_req *req)
 	struct vbd_request *pub = &req->pub;
 
 	vbd->inflight--;
+	if (pub->err && vbd_error_pauses(vbd, req)) {
+		pub->err = 0;
+		if (vbd->inflight == 0 && vbd->waiters)
+			vbd_check_drained(vbd);
+		return;
+	}
 	/* Every frontend may count on at least one extent. */
 	if (!pub->err && pub->op == VBD_OP_BLOCK_STATUS)
 		pub->err = vbd_extents_out(req);

@@ -35,6 +35,9 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->name = strdup(cfg->name);
 	vbd->image = strdup(cfg->image);
 	vbd->held_tail = &vbd->held_head;
+	vbd->failed_tail = &vbd->failed_head;
+	vbd->on_write_error = cfg->on_write_error;
+	vbd->on_read_error = cfg->on_read_error;
 	vbd->deferred_tail = &vbd->deferred_head;
 	vbd->open_opts.read_only = cfg->read_only;
 	vbd->open_opts.cache = cfg->cache == VBD_CACHE_WRITEBACK ? VD_CACHE_WRITEBACK
@@ -155,6 +158,26 @@ enum vbd_cache vbd_cache(const struct vbd *vbd)
 }
 
 enum vbd_state vbd_state(const struct vbd *vbd) { return vbd->state; }
+
+const char *vbd_pause_reason(const struct vbd *vbd)
+{
+	return vbd->state == VBD_RUNNING ? "" : vbd->pause_reason;
+}
+
+void vbd_errors_report_all(struct vbd *vbd)
+{
+	vbd->on_write_error = vbd->on_read_error = VBD_ERR_REPORT;
+}
+
+const char *vbd_error_policy_name(enum vbd_error_policy p)
+{
+	switch (p) {
+	case VBD_ERR_REPORT: return "report";
+	case VBD_ERR_ENOSPC: return "enospc";
+	case VBD_ERR_PAUSE: return "pause";
+	}
+	return "?";
+}
 
 const char *vbd_state_name(enum vbd_state s)
 {

@@ -81,6 +81,15 @@ enum vbd_cache {
 	VBD_CACHE_WRITEBACK,	/* page cache */
 };
 
+/* What an I/O error does (QEMU's werror/rerror): answer the client, or
+ * pause the disk holding the failed request (and everything after it)
+ * until an operator's resume retries it. */
+enum vbd_error_policy {
+	VBD_ERR_REPORT,		/* the client gets the error */
+	VBD_ERR_ENOSPC,		/* pause on ENOSPC, report the others */
+	VBD_ERR_PAUSE,		/* pause on any error */
+};
+
 struct vbd_config {
 	const char *name;
 	const char *image;
@@ -92,6 +101,7 @@ struct vbd_config {
 	const char *limit_group;	/* NULL: the limits are this disk's */
 	const char *rundir;		/* where limit groups live */
 	uint64_t buffer_limit;		/* bytes of request buffers; 0: default */
+	enum vbd_error_policy on_write_error, on_read_error;
 };
 
 enum { VBD_DEFAULT_BUFFER_LIMIT = 256 * 1024 * 1024 };
@@ -126,6 +136,7 @@ struct vbd_stats {
 	uint64_t write_lat_p50_us, write_lat_p99_us;
 	uint64_t throttled, throttled_now, throttle_wait_us;
 	uint64_t buffer_bytes, buffer_limit;
+	const char *pause_reason;	/* "" running; "operator", or the error */
 };
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out);
@@ -180,6 +191,13 @@ void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg);
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize);
 
 void vbd_connection_add(struct vbd *vbd, int delta);
+
+/* Why the disk is paused ("" when it is not): "operator", or the error
+ * that paused it ("ENOSPC on write at offset N"). */
+const char *vbd_pause_reason(const struct vbd *vbd);
+/* Shutdown: from now on every error is answered, none pauses. */
+void vbd_errors_report_all(struct vbd *vbd);
+const char *vbd_error_policy_name(enum vbd_error_policy p);
 
 /* I/O limits: the ones in force (the group's, in a group), and a change
  * applied at once.  Changing returns 0 or a negative errno with a

@@ -197,6 +197,26 @@ static int cfg_buffer_limit(struct vd_config *cfg, const char *value, char *msg,
 	return 0;
 }
 
+static int cfg_on_write_error(struct vd_config *cfg, const char *value, char *msg,
+			      size_t msglen)
+{
+	if (vd_error_policy_parse(value, true, &cfg->on_write_error) < 0) {
+		snprintf(msg, msglen, "'%s' is not report, enospc or pause", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cfg_on_read_error(struct vd_config *cfg, const char *value, char *msg,
+			     size_t msglen)
+{
+	if (vd_error_policy_parse(value, false, &cfg->on_read_error) < 0) {
+		snprintf(msg, msglen, "'%s' is not report or pause", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int cfg_limit(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
 {
 	int r = thr_limits_parse(value, &cfg->limits, msg, msglen);
@@ -231,6 +251,8 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "limit", .key = CFG_LIMIT, .repeatable = true, .parse = cfg_limit },
 	{ .name = "limit-group", .key = CFG_LIMIT_GROUP, .parse = cfg_limit_group },
 	{ .name = "buffer-limit", .key = CFG_BUFFER_LIMIT, .parse = cfg_buffer_limit },
+	{ .name = "on-write-error", .key = CFG_ON_WRITE_ERROR, .parse = cfg_on_write_error },
+	{ .name = "on-read-error", .key = CFG_ON_READ_ERROR, .parse = cfg_on_read_error },
 	{ .name = "max-peer-connections", .key = CFG_MAX_PEER_CONNECTIONS,
 	  .parse = cfg_max_peer_connections },
 	{ .name = "shutdown-timeout", .key = CFG_SHUTDOWN_TIMEOUT,
@@ -503,6 +525,10 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 	/* --limit replaces the file's limits, as -l replaces its addresses. */
 	if (cfg->line[CFG_LIMIT] && !(o->set & VD_SET_LIMIT))
 		o->limits = cfg->limits;
+	if (cfg->line[CFG_ON_WRITE_ERROR] && !(o->set & VD_SET_ON_WRITE_ERROR))
+		o->on_write_error = cfg->on_write_error;
+	if (cfg->line[CFG_ON_READ_ERROR] && !(o->set & VD_SET_ON_READ_ERROR))
+		o->on_read_error = cfg->on_read_error;
 	if (cfg->line[CFG_BUFFER_LIMIT] && !(o->set & VD_SET_BUFFER_LIMIT))
 		o->buffer_limit = cfg->buffer_limit;
 	if (cfg->line[CFG_MAX_PEER_CONNECTIONS] && !(o->set & VD_SET_MAX_PEER_CONNECTIONS))

@@ -36,6 +36,8 @@ enum cfg_key {
 	CFG_SHUTDOWN_TIMEOUT,
 	CFG_MAX_PEER_CONNECTIONS,
 	CFG_BUFFER_LIMIT,
+	CFG_ON_WRITE_ERROR,
+	CFG_ON_READ_ERROR,
 	CFG_NR_KEYS,
 };
 
@@ -54,6 +56,7 @@ struct vd_config {
 	unsigned shutdown_timeout;
 	unsigned max_peer_connections;
 	uint64_t buffer_limit;
+	enum vbd_error_policy on_write_error, on_read_error;
 	enum log_level log_level;
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */

@@ -95,7 +95,9 @@ static void daemon_shutdown(void *arg)
 	log_msg(LOG_LVL_INFO, "shutting down");
 	sd_notify_send("STOPPING=1");
 	vd_status_set_stopping(d->vbd);
-	/* Held requests must run, or their connections never finish. */
+	/* Held requests must run, or their connections never finish; an
+	 * error now is answered, not a reason to pause again. */
+	vbd_errors_report_all(d->vbd);
 	vbd_resume(d->vbd);
 	d->stop_timer = evtimer_new(d->base, daemon_stop_timeout, d);
 	if (d->stop_timer)
@@ -188,6 +190,7 @@ static int daemon_start(struct daemon *d)
 		.queue_depth = d->opt.queue_depth,
 		.limits = &d->opt.limits, .limit_group = d->opt.limit_group,
 		.rundir = d->opt.rundir, .buffer_limit = d->opt.buffer_limit,
+		.on_write_error = d->opt.on_write_error, .on_read_error = d->opt.on_read_error,
 	};
 	struct nbd_server_opts no = {
 		.export_name = d->opt.name,

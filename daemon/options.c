@@ -31,6 +31,9 @@ static const char usage_text[] =
 "                            sockets, address on TCP; default: no own cap)\n"
 "      --buffer-limit SIZE   request and reply buffers across all connections\n"
 "                            (default 256M); past it, stop reading sockets\n"
+"      --on-write-error report|enospc|pause  on a write error: answer it (default),\n"
+"                            pause on ENOSPC only, or pause on any error\n"
+"      --on-read-error report|pause\n"
 "      --shutdown-timeout S  give up waiting for clients and I/O after S\n"
 "                            seconds at shutdown, exit 1 (default 60)\n"
 "      --limit KEY=VALUE,... I/O limits: iops, read-iops, write-iops, bps,\n"
@@ -89,7 +92,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
 	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
-	       OPT_BUFFER_LIMIT };
+	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -104,6 +107,8 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
 		{ "buffer-limit", required_argument, NULL, OPT_BUFFER_LIMIT },
+		{ "on-write-error", required_argument, NULL, OPT_ON_WRITE_ERROR },
+		{ "on-read-error", required_argument, NULL, OPT_ON_READ_ERROR },
 		{ "limit-group", required_argument, NULL, OPT_LIMIT_GROUP },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -161,6 +166,20 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_ON_WRITE_ERROR:
+		case OPT_ON_READ_ERROR: {
+			bool w = c == OPT_ON_WRITE_ERROR;
+
+			if (vd_error_policy_parse(optarg, w, w ? &o->on_write_error :
+						  &o->on_read_error) < 0) {
+				fprintf(stderr, "vdiskd: --on-%s-error: '%s' is not %s\n",
+					w ? "write" : "read", optarg,
+					w ? "report, enospc or pause" : "report or pause");
+				return VD_OPT_BAD;
+			}
+			o->set |= w ? VD_SET_ON_WRITE_ERROR : VD_SET_ON_READ_ERROR;
+			break;
+		}
 		case OPT_BUFFER_LIMIT:
 			if (vd_parse_size(optarg, &o->buffer_limit) < 0 ||
 			    o->buffer_limit < VD_MIN_BUFFER_LIMIT) {
@@ -244,6 +263,19 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		return VD_OPT_USAGE;
 	}
 	return VD_OPT_OK;
+}
+
+int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out)
+{
+	if (strcmp(s, "report") == 0)
+		*out = VBD_ERR_REPORT;
+	else if (strcmp(s, "pause") == 0)
+		*out = VBD_ERR_PAUSE;
+	else if (write && strcmp(s, "enospc") == 0)
+		*out = VBD_ERR_ENOSPC;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 static char *options_own(struct vd_options *o, char *s)

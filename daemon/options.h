@@ -29,6 +29,8 @@ enum vd_opt_set {
 	VD_SET_SHUTDOWN_TIMEOUT = 1u << 5,
 	VD_SET_MAX_PEER_CONNECTIONS = 1u << 6,
 	VD_SET_BUFFER_LIMIT = 1u << 7,
+	VD_SET_ON_WRITE_ERROR = 1u << 8,
+	VD_SET_ON_READ_ERROR = 1u << 9,
 };
 
 struct vd_options {
@@ -45,6 +47,7 @@ struct vd_options {
 	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned shutdown_timeout;	/* seconds */
 	uint64_t buffer_limit;		/* bytes; 0: the vbd's default */
+	enum vbd_error_policy on_write_error, on_read_error;
 	bool foreground;
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */
@@ -72,6 +75,9 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv);
  * Returns 0 or a negative errno (message printed). */
 int vd_options_finish(struct vd_options *o);
 void vd_options_free(struct vd_options *o);
+
+/* "report", "pause", or for writes "enospc". */
+int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out);
 
 /* Disk names end up in socket paths and JSON: 1-64 plain characters. */
 bool vd_name_ok(const char *name);

@@ -45,9 +45,10 @@ static void status_format(struct vbd *vbd, char *buf, size_t len)
 			 (unsigned long long)s.inflight, status_plural(s.inflight));
 		break;
 	case VBD_PAUSED:
-		snprintf(buf, len, "paused, %llu connection%s (%llu request%s held)",
-			 (unsigned long long)s.connections, status_plural(s.connections),
-			 (unsigned long long)s.held, status_plural(s.held));
+		snprintf(buf, len, "paused (%s), %llu connection%s (%llu request%s held)",
+			 s.pause_reason, (unsigned long long)s.connections,
+			 status_plural(s.connections), (unsigned long long)s.held,
+			 status_plural(s.held));
 		break;
 	}
 }

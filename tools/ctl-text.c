@@ -104,6 +104,8 @@ void ctl_print_info(FILE *f, json_t *o)
 	ctl_text_kv(f, 16, "read-only", json_is_true(json_object_get(o, "read_only")) ? "yes" : "no");
 	ctl_text_kv(f, 16, "cache", ctl_get_str(o, "cache", "?"));
 	ctl_text_kv(f, 16, "state", ctl_get_str(o, "state", "?"));
+	if (*ctl_get_str(o, "pause_reason", ""))
+		ctl_text_kv(f, 16, "pause reason", ctl_get_str(o, "pause_reason", ""));
 	if (json_array_size(listen) == 0)
 		ctl_text_kv(f, 16, "listen", "-");
 	json_array_foreach(listen, i, v)
@@ -117,7 +119,7 @@ void ctl_print_info(FILE *f, json_t *o)
 /* Keys the tables below show; anything else is printed at the end, so a
  * newer daemon's counters are not hidden. */
 static const char *const shown_keys[] = {
-	"ok", "state", "uptime_s", "connections", "reads", "writes", "flushes",
+	"ok", "state", "pause_reason", "uptime_s", "connections", "reads", "writes", "flushes",
 	"trims", "zeroes", "caches", "block_status", "bytes_read", "bytes_written",
 	"errors", "inflight", "held", "waiting", "pending", "iocbs_submitted",
 	"io_submit_calls", "merged", "read_lat_p50_us", "read_lat_p99_us",
@@ -162,6 +164,8 @@ void ctl_print_stats(FILE *f, json_t *o)
 	bool other = false;
 
 	ctl_text_kv(f, 18, "state", ctl_get_str(o, "state", "?"));
+	if (*ctl_get_str(o, "pause_reason", ""))
+		ctl_text_kv(f, 18, "pause reason", ctl_get_str(o, "pause_reason", ""));
 	ctl_text_kv(f, 18, "uptime", ctl_fmt_duration(ctl_get_u64(o, "uptime_s"), b, sizeof(b)));
 	ctl_text_kv_u64(f, 18, "connections", o, "connections");
 
