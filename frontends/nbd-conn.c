@@ -79,6 +79,7 @@ void nbd_conn_slot_release(struct nbd_conn *c, struct nbd_slot *s)
 	}
 	c->bytes -= s->bytes;
 	s->bytes = 0;
+	s->big_piece = false;
 	s->next = c->free_slots;
 	c->free_slots = s;
 	c->used_slots--;
@@ -125,6 +126,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 		nbd_conn_slot_release(c, c->wslot);
 		c->wslot = NULL;
 	}
+	nbd_big_drop(c);
 	nbd_conn_drop_output(c);
 	nbd_obuf_free(&c->hs_out);
 	if (c->counted && c->srv)

@@ -158,6 +158,7 @@ static int nbd_hs_opt_info_go(struct nbd_hs *hs, uint32_t opt, const uint8_t *d,
 	if (r)
 		return r;
 	if (opt == NBD_OPT_GO) {
+		hs->block_size_asked = want & (1u << NBD_INFO_BLOCK_SIZE);
 		hs->state = NBD_HS_DONE;
 		return NBD_HS_GO;
 	}

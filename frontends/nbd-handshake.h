@@ -59,6 +59,7 @@ struct nbd_hs {
 	bool no_zeroes;
 	bool structured;		/* NBD_OPT_STRUCTURED_REPLY acked */
 	bool meta_base_allocation;	/* base:allocation selected */
+	bool block_size_asked;		/* GO/INFO asked for NBD_INFO_BLOCK_SIZE */
 	bool shutting_down;		/* answer ERR_SHUTDOWN from now on */
 	unsigned nr_options;
 	/* NBD_HS_DISCARD */

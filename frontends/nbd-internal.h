@@ -59,7 +59,24 @@ struct nbd_slot {
 	uint16_t type;
 	uint16_t flags;
 	uint64_t bytes;			/* counted in conn->bytes */
+	bool big_piece;			/* a piece of a request over 32 MiB */
 	struct nbd_reply reply;
+};
+
+/* One READ or WRITE over the payload limit, served in pieces
+ * (nbd-big.c); head is the client's request, NULL when none. */
+enum { NBD_BIG_PIECE = 8 * 1024 * 1024, NBD_BIG_PIECES = 2 };
+struct nbd_big {
+	struct nbd_slot *head;
+	uint64_t next, end;		/* the next piece to issue (READ) or
+					 * to fill with payload (WRITE) */
+	uint64_t sent;			/* simple READ: data queued up to here */
+	unsigned inflight;		/* pieces in the vbd */
+	int err;			/* the first error */
+	uint64_t err_off;
+	bool header_sent;		/* simple READ: data has started */
+	bool stalled;			/* WRITE: waiting for a piece to return */
+	struct nbd_slot *ready[NBD_BIG_PIECES];	/* simple READ: out of order */
 };
 
 enum nbd_conn_state {
@@ -85,6 +102,7 @@ struct nbd_conn {
 	struct nbd_conn *budget_next;	/* the server's budget waiters */
 	bool in_read;			/* inside the read handler */
 	bool heard;			/* the client has sent a byte */
+	bool in_parse;			/* inside nbd_tx_parse */
 	struct event *read_ev, *write_ev, *send_ev, *timer_ev;
 
 	/* Input: rbuf[rpos..rlen) is unparsed. */
@@ -109,6 +127,7 @@ struct nbd_conn {
 	unsigned submitted;		/* since the last vbd_kick */
 	struct nbd_slot *out_head, **out_tail;
 	size_t out_sent;		/* bytes of out_head already sent */
+	struct nbd_big big;
 };
 
 struct nbd_listener {
@@ -196,6 +215,13 @@ void nbd_conn_compact(struct nbd_conn *c);
 /* readv on the socket: > 0 bytes, 0 nothing now, -1 the input ended or the
  * connection died (both handled here). */
 ssize_t nbd_conn_readv(struct nbd_conn *c, struct iovec *iov, int n);
+
+/* nbd-big.c */
+bool nbd_big_wanted(const struct nbd_conn *c, const struct nbd_request *r);
+void nbd_big_start(struct nbd_conn *c, struct nbd_slot *head);
+void nbd_big_write_full(struct nbd_conn *c, struct nbd_slot *s);
+void nbd_big_skipped(struct nbd_conn *c);
+void nbd_big_drop(struct nbd_conn *c);
 
 /* nbd-transmission.c */
 /* Parses and dispatches every complete request in rbuf. */

@@ -51,6 +51,28 @@ void nbd_reply_data(struct nbd_reply *rp, uint64_t handle, uint64_t offset,
 	nbd_reply_iov_set(rp, p + 8, data, len);
 }
 
+void nbd_reply_data_part(struct nbd_reply *rp, uint64_t handle, uint64_t offset,
+			 void *data, size_t len)
+{
+	nbd_reply_data(rp, handle, offset, data, len);
+	nbd_put16(rp->hdr + 4, 0);	/* more chunks follow */
+}
+
+void nbd_reply_none(struct nbd_reply *rp, uint64_t handle)
+{
+	uint8_t *p = nbd_reply_structured(rp, handle, NBD_REPLY_TYPE_NONE, 0);
+
+	nbd_reply_iov_set(rp, p, NULL, 0);
+}
+
+void nbd_reply_raw(struct nbd_reply *rp, void *data, size_t len)
+{
+	rp->iov[0].iov_base = data;
+	rp->iov[0].iov_len = len;
+	rp->niov = 1;
+	rp->total = len;
+}
+
 void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 		     const char *msg, bool offset_valid, uint64_t offset)
 {

@@ -32,6 +32,13 @@ void nbd_reply_simple(struct nbd_reply *rp, uint64_t handle, uint32_t err,
 /* Structured: one OFFSET_DATA chunk that ends the reply. */
 void nbd_reply_data(struct nbd_reply *rp, uint64_t handle, uint64_t offset,
 		    void *data, size_t len);
+/* Structured: an OFFSET_DATA chunk with more to follow (not DONE), and
+ * the NONE chunk that ends such a reply. */
+void nbd_reply_data_part(struct nbd_reply *rp, uint64_t handle, uint64_t offset,
+			 void *data, size_t len);
+void nbd_reply_none(struct nbd_reply *rp, uint64_t handle);
+/* Bytes alone: a simple READ reply's data after its header. */
+void nbd_reply_raw(struct nbd_reply *rp, void *data, size_t len);
 /* Structured: ERROR (offset_valid false) or ERROR_OFFSET, ends the reply.
  * msg is a static string (NULL: none). */
 void nbd_reply_error(struct nbd_reply *rp, uint64_t handle, uint32_t err,

@@ -109,7 +109,8 @@ uint32_t nbd_request_check(const struct nbd_caps *c, const struct nbd_request *r
 		*msg = "zero length";
 		return NBD_EINVAL;
 	}
-	if (limited && r->len > c->max_payload) {
+	if (limited && r->len > c->max_payload &&
+	    !((r->type == NBD_CMD_READ || r->type == NBD_CMD_WRITE) && r->len <= c->max_big)) {
 		*msg = "request larger than the maximum block size";
 		return NBD_EINVAL;
 	}

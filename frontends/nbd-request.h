@@ -21,7 +21,14 @@ struct nbd_caps {
 	bool structured;
 	bool meta_base_allocation;
 	uint32_t max_payload;		/* READ/WRITE/CACHE/WRITE_ZEROES */
+	uint32_t max_big;		/* READ/WRITE of a client that never
+					 * asked for block sizes: served in
+					 * pieces up to this; 0 = none */
 };
+
+/* The cap on READ/WRITE for clients that did not negotiate block sizes
+ * (the NBD project's own test client sends 40-48 MiB). */
+enum { NBD_MAX_BIG = 1024 * 1024 * 1024 };
 
 /* Fills *r from p[0..NBD_REQUEST_LEN).  -EPROTO on a bad magic: the
  * stream cannot be trusted any more and the connection is closed. */

@@ -33,6 +33,8 @@ int nbd_tx_start(struct nbd_conn *c)
 	c->caps.structured = c->hs.structured;
 	c->caps.meta_base_allocation = c->hs.meta_base_allocation;
 	c->caps.max_payload = c->exp.max_block;
+	/* Block sizes not asked for: larger READ/WRITE are served in pieces. */
+	c->caps.max_big = c->hs.block_size_asked ? 0 : NBD_MAX_BIG;
 	c->state = NBD_CONN_TRANSMISSION;
 	if (c->timer_ev)
 		event_del(c->timer_ev);
@@ -53,6 +55,7 @@ static struct nbd_slot *nbd_tx_slot_get(struct nbd_conn *c, const struct nbd_req
 	s->next = NULL;
 	s->req = NULL;
 	s->bytes = 0;
+	s->big_piece = false;
 	s->handle = r->handle;
 	s->offset = r->offset;
 	s->len = r->len;
@@ -134,7 +137,10 @@ static void nbd_tx_write_ready(struct nbd_conn *c)
 	struct nbd_slot *s = c->wslot;
 
 	c->wslot = NULL;
-	nbd_tx_submit(c, s);
+	if (s->big_piece)
+		nbd_big_write_full(c, s);
+	else
+		nbd_tx_submit(c, s);
 }
 
 static enum vbd_op nbd_tx_op(uint16_t type)
@@ -198,6 +204,10 @@ static void nbd_tx_dispatch(struct nbd_conn *c, const struct nbd_request *r)
 		return;
 	}
 
+	if (nbd_big_wanted(c, r)) {
+		nbd_big_start(c, s);
+		return;
+	}
 	switch (r->type) {
 	case NBD_CMD_READ:
 	case NBD_CMD_WRITE:
@@ -262,7 +272,7 @@ static uint64_t nbd_tx_buffer_need(const struct nbd_conn *c, const struct nbd_re
 	switch (r->type) {
 	case NBD_CMD_READ:
 	case NBD_CMD_WRITE:
-		return r->len;
+		return nbd_big_wanted(c, r) ? NBD_BIG_PIECE : r->len;
 	case NBD_CMD_BLOCK_STATUS:
 		return (sizeof(struct vbd_extent) + NBD_EXTENT_WIRE_LEN) *
 		       ((r->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : NBD_MAX_EXTENTS);
@@ -270,6 +280,8 @@ static uint64_t nbd_tx_buffer_need(const struct nbd_conn *c, const struct nbd_re
 		return 0;
 	}
 }
+
+static void nbd_tx_parse_loop(struct nbd_conn *c);
 
 /* The stream cannot be trusted any more: hard disconnect. */
 static void nbd_tx_bad_magic(struct nbd_conn *c)
@@ -282,6 +294,15 @@ static void nbd_tx_bad_magic(struct nbd_conn *c)
 
 void nbd_tx_parse(struct nbd_conn *c)
 {
+	bool nested = c->in_parse;
+
+	c->in_parse = true;
+	nbd_tx_parse_loop(c);
+	c->in_parse = nested;
+}
+
+static void nbd_tx_parse_loop(struct nbd_conn *c)
+{
 	while (c->state == NBD_CONN_TRANSMISSION) {
 		size_t avail = c->rlen - c->rpos;
 		struct nbd_request r;
@@ -293,10 +314,14 @@ void nbd_tx_parse(struct nbd_conn *c)
 			c->skip -= d;
 			if (c->skip)
 				break;
+			if (c->big.head)
+				nbd_big_skipped(c);	/* a failed big WRITE is answered */
 			continue;
 		}
 		if (c->wslot)
 			break;	/* its payload comes with the next read */
+		if (c->big.head)
+			break;	/* one over 32 MiB is served alone */
 		/* A wrong magic is known from 4 bytes: do not wait for 28
 		 * (an option sent after GO is shorter than a request). */
 		if (avail >= 4 && nbd_get32(c->rbuf + c->rpos) != NBD_REQUEST_MAGIC) {
