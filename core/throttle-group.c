@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/errmsg.h"
 #include "core/throttle-group-shm.h"
 #include "core/throttle-group.h"
 #include "core/throttle-member.h"
@@ -22,19 +23,6 @@ struct thr_group {
 	int slot;
 	struct thr_member self;
 };
-
-__attribute__((format(printf, 4, 5)))
-static int fail(int err, char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
 
 static bool name_ok(const char *name)
 {
@@ -113,17 +101,17 @@ static int seg_create(const char *dir, const char *name, const char *path,
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.limit-group-%s.shm.XXXXXX",
 			     dir, name) >= sizeof(tmp))
-		return fail(-ENAMETOOLONG, msg, msglen, "%s: path too long", dir);
+		return vd_errmsg(msg, msglen, -ENAMETOOLONG, "%s: path too long", dir);
 	fd = mkostemp(tmp, O_CLOEXEC);		/* O_EXCL, mode 0600 */
 	if (fd < 0)
-		return fail(-errno, msg, msglen, "create %s: %s", tmp, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "create %s: %s", tmp, strerror(errno));
 	if (ftruncate(fd, sizeof(*seg)) < 0) {
-		err = fail(-errno, msg, msglen, "%s: ftruncate: %s", tmp, strerror(errno));
+		err = vd_errmsg(msg, msglen, -errno, "%s: ftruncate: %s", tmp, strerror(errno));
 		goto err;
 	}
 	seg = mmap(NULL, sizeof(*seg), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (seg == MAP_FAILED) {
-		err = fail(-errno, msg, msglen, "%s: mmap: %s", tmp, strerror(errno));
+		err = vd_errmsg(msg, msglen, -errno, "%s: mmap: %s", tmp, strerror(errno));
 		goto err;
 	}
 	/* the file is all zeros: no limits, empty buckets, free slots */
@@ -136,14 +124,14 @@ static int seg_create(const char *dir, const char *name, const char *path,
 	r = pthread_mutex_init(&seg->lock, &attr);
 	pthread_mutexattr_destroy(&attr);
 	if (r) {
-		err = fail(-r, msg, msglen, "%s: mutex: %s", tmp, strerror(r));
+		err = vd_errmsg(msg, msglen, -r, "%s: mutex: %s", tmp, strerror(r));
 		goto err;
 	}
 	seg->magic = THR_GROUP_MAGIC;
 	if (link(tmp, path) < 0) {
 		err = -errno;
 		if (err != -EEXIST)
-			fail(err, msg, msglen, "link %s: %s", path, strerror(errno));
+			vd_errmsg(msg, msglen, err, "link %s: %s", path, strerror(errno));
 		goto err;
 	}
 	err = 0;
@@ -163,23 +151,23 @@ static int seg_check(int fd, const char *path, char *msg, size_t msglen)
 	ssize_t n;
 
 	if (fstat(fd, &st) < 0)
-		return fail(-errno, msg, msglen, "%s: fstat: %s", path, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "%s: fstat: %s", path, strerror(errno));
 	/* another user's lock word could stop our disk: trust only ours */
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid())
-		return fail(-EPROTO, msg, msglen, "%s: not a regular file owned by uid %u",
+		return vd_errmsg(msg, msglen, -EPROTO, "%s: not a regular file owned by uid %u",
 			    path, (unsigned)geteuid());
 	n = pread(fd, &hdr, offsetof(struct thr_group_seg, active), 0);
 	if (n < 0)
-		return fail(-errno, msg, msglen, "%s: read: %s", path, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "%s: read: %s", path, strerror(errno));
 	if ((size_t)n < offsetof(struct thr_group_seg, active) || hdr.magic != THR_GROUP_MAGIC)
-		return fail(-EPROTO, msg, msglen, "%s: not a vdiskd limit-group segment",
+		return vd_errmsg(msg, msglen, -EPROTO, "%s: not a vdiskd limit-group segment",
 			    path);
 	if (hdr.version != THR_GROUP_VERSION)
-		return fail(-EPROTO, msg, msglen, "%s: segment version %u, this vdiskd uses %u",
+		return vd_errmsg(msg, msglen, -EPROTO, "%s: segment version %u, this vdiskd uses %u",
 			    path, hdr.version, THR_GROUP_VERSION);
 	if (hdr.seg_size != sizeof(hdr) || st.st_size != (off_t)sizeof(hdr) ||
 	    hdr.nr_slots != THR_GROUP_MAX_MEMBERS)
-		return fail(-EPROTO, msg, msglen,
+		return vd_errmsg(msg, msglen, -EPROTO,
 			    "%s: segment of %lld bytes (header: %u, %u slots), this "
 			    "vdiskd uses %zu bytes, %u slots", path, (long long)st.st_size,
 			    hdr.seg_size, hdr.nr_slots, sizeof(hdr),
@@ -198,13 +186,13 @@ static int seg_open(const char *dir, const char *name, const char *path,
 		if (fd >= 0)
 			return fd;
 		if (errno != ENOENT)
-			return fail(-errno, msg, msglen, "open %s: %s", path, strerror(errno));
+			return vd_errmsg(msg, msglen, -errno, "open %s: %s", path, strerror(errno));
 		err = seg_create(dir, name, path, msg, msglen);
 		if (err && err != -EEXIST)
 			return err;
 	}
 	/* created and removed under us, again and again */
-	return fail(-EAGAIN, msg, msglen, "open %s: keeps disappearing", path);
+	return vd_errmsg(msg, msglen, -EAGAIN, "open %s: keeps disappearing", path);
 }
 
 /* Takes a slot; the only live member sets the group's limits. */
@@ -215,7 +203,7 @@ static int seg_join(struct thr_group *g, const struct thr_limits *initial,
 	int err = seg_lock(seg);
 
 	if (err)
-		return fail(err, msg, msglen, "%s: lock: %s", path, strerror(-err));
+		return vd_errmsg(msg, msglen, err, "%s: lock: %s", path, strerror(-err));
 	if (seg_reap(seg) == 0 && initial) {
 		uint32_t next = (atomic_load(&seg->cur) & 1) ^ 1;
 
@@ -234,7 +222,7 @@ static int seg_join(struct thr_group *g, const struct thr_limits *initial,
 	}
 	seg_unlock(seg);
 	if (g->slot < 0)
-		return fail(-EUSERS, msg, msglen, "%s: group is full (%d live members)",
+		return vd_errmsg(msg, msglen, -EUSERS, "%s: group is full (%d live members)",
 			    path, THR_GROUP_MAX_MEMBERS);
 	return 0;
 }
@@ -250,17 +238,17 @@ int thr_group_open(const char *dir, const char *name,
 
 	*out = NULL;
 	if (!dir || !name_ok(name))
-		return fail(-EINVAL, msg, msglen, "bad limit group name \"%.64s\" (want 1-%d "
+		return vd_errmsg(msg, msglen, -EINVAL, "bad limit group name \"%.64s\" (want 1-%d "
 			    "of A-Z a-z 0-9 _ . -, not starting with '.')",
 			    name ? name : "", THR_GROUP_NAME_MAX);
 	if (initial && (err = thr_limits_check(initial, msg, msglen)))
 		return err;
 	if ((size_t)snprintf(path, sizeof(path), "%s/limit-group-%s.shm", dir, name) >=
 	    sizeof(path))
-		return fail(-ENAMETOOLONG, msg, msglen, "%s: path too long", dir);
+		return vd_errmsg(msg, msglen, -ENAMETOOLONG, "%s: path too long", dir);
 	g = calloc(1, sizeof(*g));
 	if (!g)
-		return fail(-ENOMEM, msg, msglen, "limit group %s: out of memory", name);
+		return vd_errmsg(msg, msglen, -ENOMEM, "limit group %s: out of memory", name);
 	g->fd = seg_open(dir, name, path, msg, msglen);
 	if (g->fd < 0) {
 		err = g->fd;
@@ -271,7 +259,7 @@ int thr_group_open(const char *dir, const char *name,
 		goto err_close;
 	p = mmap(NULL, sizeof(*g->seg), PROT_READ | PROT_WRITE, MAP_SHARED, g->fd, 0);
 	if (p == MAP_FAILED) {
-		err = fail(-errno, msg, msglen, "%s: mmap: %s", path, strerror(errno));
+		err = vd_errmsg(msg, msglen, -errno, "%s: mmap: %s", path, strerror(errno));
 		goto err_close;
 	}
 	g->seg = p;
@@ -345,7 +333,7 @@ int thr_group_set_limits(struct thr_group *g, const struct thr_limits *lim,
 		return err;
 	err = seg_lock(seg);
 	if (err)
-		return fail(err, msg, msglen, "limit group: lock: %s", strerror(-err));
+		return vd_errmsg(msg, msglen, err, "limit group: lock: %s", strerror(-err));
 	cur = atomic_load(&seg->cur) & 1;
 	seg->lim[cur ^ 1] = *lim;
 	thr_set_limits(&seg->st, &seg->lim[cur], lim, now_ns);

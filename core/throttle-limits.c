@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/errmsg.h"
 #include "core/throttle.h"
 
 /* User text quoted in a message is cut here: a 10 KiB value must not
@@ -51,19 +52,6 @@ static uint64_t value_of(const struct thr_limits *l, const struct thr_key *k)
 	return *(const uint64_t *)((const char *)l + k->off);
 }
 
-__attribute__((format(printf, 4, 5)))
-static int fail(int err, char *msg, size_t msglen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 /* K..E as a shift, with an optional B or iB after it; a lone B is bytes.
  * -1 for anything else. */
 static int suffix_shift(const char *s, size_t n)
@@ -99,10 +87,10 @@ static int parse_value(const struct thr_key *k, const char *s, size_t n,
 		return 0;
 	}
 	if (*s == '-')
-		return fail(-EINVAL, msg, msglen, "%s: negative value \"%.*s\"",
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: negative value \"%.*s\"",
 			    k->name, QLEN(n), s);
 	if (!isdigit((unsigned char)*s))
-		return fail(-EINVAL, msg, msglen,
+		return vd_errmsg(msg, msglen, -EINVAL,
 			    "%s: \"%.*s\" is not a number (or none)",
 			    k->name, QLEN(n), s);
 	for (; i < n && isdigit((unsigned char)s[i]); i++) {
@@ -114,7 +102,7 @@ static int parse_value(const struct thr_key *k, const char *s, size_t n,
 	}
 	shift = k->kind == KEY_SIZE ? suffix_shift(s + i, n - i) : (i == n ? 0 : -1);
 	if (shift < 0)
-		return fail(-EINVAL, msg, msglen, "%s: junk after the number in \"%.*s\"%s",
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: junk after the number in \"%.*s\"%s",
 			    k->name, QLEN(n), s,
 			    k->kind == KEY_SIZE ? " (units: K, M, G, T, P, E)" :
 			    " (want a plain number)");
@@ -123,7 +111,7 @@ static int parse_value(const struct thr_key *k, const char *s, size_t n,
 	*out = v << shift;
 	return 0;
 too_large:
-	return fail(-ERANGE, msg, msglen, "%s: \"%.*s\" is too large (at most %" PRIu64 ")",
+	return vd_errmsg(msg, msglen, -ERANGE, "%s: \"%.*s\" is too large (at most %" PRIu64 ")",
 		    k->name, QLEN(n), s, k->max);
 }
 
@@ -144,23 +132,23 @@ static int parse_item(const char *s, size_t n, struct thr_limits *l,
 	size_t klen;
 
 	if (n == 0)
-		return fail(-EINVAL, msg, msglen, "empty item in the limits (stray comma?)");
+		return vd_errmsg(msg, msglen, -EINVAL, "empty item in the limits (stray comma?)");
 	if (!eq)
-		return fail(-EINVAL, msg, msglen, "\"%.*s\": expected KEY=VALUE",
+		return vd_errmsg(msg, msglen, -EINVAL, "\"%.*s\": expected KEY=VALUE",
 			    QLEN(n), s);
 	klen = (size_t)(eq - s);
 	if (klen == 0)
-		return fail(-EINVAL, msg, msglen, "\"%.*s\": missing key before '='",
+		return vd_errmsg(msg, msglen, -EINVAL, "\"%.*s\": missing key before '='",
 			    QLEN(n), s);
 	k = find_key(s, klen);
 	if (!k)
-		return fail(-EINVAL, msg, msglen, "unknown limit \"%.*s\" (known: %s)",
+		return vd_errmsg(msg, msglen, -EINVAL, "unknown limit \"%.*s\" (known: %s)",
 			    QLEN(klen), s, KNOWN_KEYS);
 	if (*seen & (1u << (k - thr_keys)))
-		return fail(-EINVAL, msg, msglen, "%s given twice", k->name);
+		return vd_errmsg(msg, msglen, -EINVAL, "%s given twice", k->name);
 	*seen |= 1u << (k - thr_keys);
 	if (klen + 1 == n)
-		return fail(-EINVAL, msg, msglen, "%s: missing value", k->name);
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: missing value", k->name);
 	return parse_value(k, eq + 1, n - klen - 1, field(l, k), msg, msglen);
 }
 
@@ -173,7 +161,7 @@ int thr_limits_parse(const char *spec, struct thr_limits *inout,
 	int err;
 
 	if (!spec || !*spec)
-		return fail(-EINVAL, msg, msglen,
+		return vd_errmsg(msg, msglen, -EINVAL,
 			    "empty limits (want KEY=VALUE,... or none)");
 	if (strcmp(spec, "none") == 0) {
 		*inout = (struct thr_limits){ 0 };
@@ -202,7 +190,7 @@ static int check_burst(const char *bname, uint64_t burst, const char *name,
 {
 	if (!burst || !rate || burst >= rate)
 		return 0;
-	return fail(-EINVAL, msg, msglen,
+	return vd_errmsg(msg, msglen, -EINVAL,
 		    "%s %" PRIu64 " is below %s %" PRIu64
 		    " (a burst is the rate a quiet disk may reach: at least the limit)",
 		    bname, burst, name, rate);
@@ -229,7 +217,7 @@ int thr_limits_check(const struct thr_limits *l, char *msg, size_t msglen)
 		err = check_burst("burst-bps", l->burst_bps, "write-bps", l->write_bps,
 				  msg, msglen);
 	if (!err && l->burst_seconds > THR_BURST_SECONDS_MAX)
-		err = fail(-ERANGE, msg, msglen, "burst-seconds %" PRIu64
+		err = vd_errmsg(msg, msglen, -ERANGE, "burst-seconds %" PRIu64
 			   " is too large (at most %u)", l->burst_seconds,
 			   (unsigned)THR_BURST_SECONDS_MAX);
 	return err;
