@@ -31,6 +31,11 @@ enum cfg_key {
 	CFG_MAX_CONNECTIONS,
 	CFG_LOG_LEVEL,
 	CFG_NAME,
+	CFG_TLS,
+	CFG_TLS_CERTIFICATES,
+	CFG_TLS_PSK,
+	CFG_TLS_VERIFY_PEER,
+	CFG_HANDSHAKE_TIMEOUT,
 	CFG_NR_KEYS,
 };
 
@@ -48,6 +53,11 @@ struct vd_config {
 	unsigned max_connections;
 	enum log_level log_level;
 	char *name;
+	enum nbd_tls_mode tls;
+	char *tls_certificates;
+	char *tls_psk;
+	bool tls_verify_peer;
+	unsigned handshake_timeout;
 };
 
 /* Parses len bytes of buf; file names the source in messages.  Returns 0,

@@ -26,6 +26,13 @@ static const char usage_text[] =
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
+"      --handshake-timeout S  drop clients that have not finished the NBD\n"
+"                            (and TLS) handshake after S seconds (default 10)\n"
+"      --tls off|on|require  NBD STARTTLS: refused (default), offered, required\n"
+"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem\n"
+"                            [, ca-crl.pem]\n"
+"      --tls-psk FILE        pre-shared keys, username:hexkey lines (psktool)\n"
+"      --tls-verify-peer     clients must show a certificate the CA signed\n"
 "      --config FILE         read options from FILE (vdiskd.conf(5));\n"
 "                            the command line overrides it\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
@@ -76,7 +83,8 @@ static int options_load_config(struct vd_options *o)
 
 int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
-	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG };
+	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_TLS,
+	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -87,6 +95,11 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "tls-certificates", required_argument, NULL, OPT_TLS_CERTS },
+		{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+		{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
+		{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -142,6 +155,26 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_MAX_CONNECTIONS;
 			break;
 		case OPT_CONFIG: o->config = optarg; break;
+		case OPT_TLS:
+			if (vd_tls_mode_parse(optarg, &o->tls) < 0) {
+				fprintf(stderr, "vdiskd: --tls: '%s' is not off, on or require\n",
+					optarg);
+				return VD_OPT_BAD;
+			}
+			o->set |= VD_SET_TLS;
+			break;
+		case OPT_TLS_CERTS: o->tls_certificates = optarg; break;
+		case OPT_TLS_PSK: o->tls_psk = optarg; break;
+		case OPT_TLS_VERIFY:
+			o->tls_verify_peer = true;
+			o->set |= VD_SET_TLS_VERIFY_PEER;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (options_parse_uint("--handshake-timeout", optarg, 1, 3600,
+					       &o->handshake_timeout))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_HANDSHAKE_TIMEOUT;
+			break;
 		case 'f': o->foreground = true; break;
 		case 'v':
 			if (o->log_level < LOG_LVL_DEBUG)
@@ -195,6 +228,41 @@ static char *options_own(struct vd_options *o, char *s)
 	return s;
 }
 
+int vd_tls_mode_parse(const char *s, enum nbd_tls_mode *out)
+{
+	if (strcmp(s, "off") == 0)
+		*out = NBD_TLS_OFF;
+	else if (strcmp(s, "on") == 0)
+		*out = NBD_TLS_ON;
+	else if (strcmp(s, "require") == 0)
+		*out = NBD_TLS_REQUIRE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Credentials without TLS, or TLS without credentials, is a mistake the
+ * operator should hear about before the first client does. */
+static int options_check_tls(const struct vd_options *o)
+{
+	if (o->tls != NBD_TLS_OFF && !o->tls_certificates && !o->tls_psk) {
+		fprintf(stderr, "vdiskd: --tls %s needs --tls-certificates DIR or "
+			"--tls-psk FILE\n", nbd_tls_mode_name(o->tls));
+		return -EINVAL;
+	}
+	if (o->tls == NBD_TLS_OFF && (o->tls_certificates || o->tls_psk || o->tls_verify_peer)) {
+		fprintf(stderr, "vdiskd: TLS credentials given but --tls is off: add "
+			"--tls on or --tls require\n");
+		return -EINVAL;
+	}
+	if (o->tls_verify_peer && !o->tls_certificates) {
+		fprintf(stderr, "vdiskd: --tls-verify-peer needs --tls-certificates DIR "
+			"(its ca-cert.pem)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Names end up in socket paths and JSON: keep them plain. */
 bool vd_name_ok(const char *n)
 {
@@ -228,6 +296,8 @@ int vd_options_finish(struct vd_options *o)
 			"digits and ._-@+: (give one with -n)\n", o->name);
 		return -EINVAL;
 	}
+	if (options_check_tls(o) < 0)
+		return -EINVAL;
 	/* Sockets from systemd replace the default listener, not -l. */
 	if ((o->nr_listen || o->activated) && o->control)
 		return 0;

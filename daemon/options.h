@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "core/vbd.h"
+#include "frontends/nbd.h"
 
 enum {
 	VD_MAX_LISTEN = 16,
@@ -22,6 +23,9 @@ enum vd_opt_set {
 	VD_SET_QUEUE_DEPTH = 1u << 1,
 	VD_SET_MAX_CONNECTIONS = 1u << 2,
 	VD_SET_LOG_LEVEL = 1u << 3,
+	VD_SET_TLS = 1u << 4,
+	VD_SET_TLS_VERIFY_PEER = 1u << 5,
+	VD_SET_HANDSHAKE_TIMEOUT = 1u << 6,
 };
 
 struct vd_options {
@@ -35,6 +39,11 @@ struct vd_options {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned max_connections;
+	unsigned handshake_timeout;	/* seconds; 0: the frontend's default */
+	enum nbd_tls_mode tls;
+	const char *tls_certificates;	/* DIR, or NULL */
+	const char *tls_psk;		/* FILE, or NULL */
+	bool tls_verify_peer;
 	bool foreground;
 	enum log_level log_level;
 	const char *config;		/* --config FILE, or NULL */
@@ -62,5 +71,7 @@ void vd_options_free(struct vd_options *o);
 
 /* Disk names end up in socket paths and JSON: 1-64 plain characters. */
 bool vd_name_ok(const char *name);
+/* "off", "on", "require"; -EINVAL otherwise. */
+int vd_tls_mode_parse(const char *s, enum nbd_tls_mode *out);
 
 #endif
