@@ -11,5 +11,7 @@ const struct ctl_cmd_entry *const ctl_cmd_table[] = {
 	&cmd_reopen_entry,
 	&cmd_shutdown_entry,
 	&cmd_log_level_entry,
+	&cmd_connections_entry,
+	&cmd_reload_tls_entry,
 	NULL,
 };
