@@ -8,6 +8,7 @@
 #   DIR/client-expired/ an expired client certificate from the right CA
 #   DIR/client-untrusted/ a client certificate from another CA
 #   DIR/other-ca/       ca-cert.pem of that other CA only (does not trust the server)
+#   DIR/server-other/   a server certificate from the other CA (for reloads)
 #   DIR/keys.psk        alice's key;  DIR/wrong.psk  alice with another key
 # Exits 77 when certtool or psktool is missing.
 set -eu
@@ -38,6 +39,7 @@ ca ca "vdiskd test CA"
 ca other "untrusted CA"
 cert ca srv "${server}expiration_days = 30\n"
 cert ca srvold "${server}${expired}"
+cert other srvother "${server}expiration_days = 30\n"
 cert ca cli "${client}expiration_days = 30\n"
 cert ca cliold "${client}${expired}"
 cert other clibad "${client}expiration_days = 30\n"
@@ -53,6 +55,9 @@ cp cliold-key.pem client-expired/client-key.pem
 cp ca-cert.pem client-untrusted/; cp clibad-cert.pem client-untrusted/client-cert.pem
 cp clibad-key.pem client-untrusted/client-key.pem
 cp other-cert.pem other-ca/ca-cert.pem
+mkdir -p server-other
+cp other-cert.pem server-other/ca-cert.pem; cp srvother-cert.pem server-other/server-cert.pem
+cp srvother-key.pem server-other/server-key.pem
 q psktool -u alice -p keys.psk
 q psktool -u alice -p wrong.psk
 chmod 0600 keys.psk wrong.psk ./*-key.pem
