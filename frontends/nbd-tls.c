@@ -7,18 +7,26 @@
  * the socket is empty, so many requests come out of one read event; a
  * record only partly taken stays inside GnuTLS (recv_pending), and the
  * connection code runs its read handler again for it, since the socket
- * will not wake it.  Output: replies gathered by the connection are
- * corked into as few records as their size needs (one uncork per batch,
- * no allocation per request); when the socket is full, the corked data
- * waits inside GnuTLS and flush finishes it on EV_WRITE.
+ * will not wake it.  GnuTLS reads through nbd_tls_pull, which takes up to
+ * NBD_TLS_IBUF bytes per read(2): a client that sends each request in its
+ * own small record costs one system call per batch, not two per record.
+ * Output: small replies gathered by the connection are corked into as
+ * few records as their size needs (one uncork per batch, no allocation
+ * per request); a large payload tops the corked record up to a whole one
+ * and then goes out from the request's buffer in whole records.  When the
+ * socket is full, the record waits inside GnuTLS and flush finishes it on
+ * EV_WRITE.
  *
  * The kernel can take the record layer over (kTLS) when GnuTLS is built
  * and configured for it and the kernel has the tls module: GnuTLS then
  * does the same calls through the kernel, and "connections" says so. */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/socket.h>
@@ -27,12 +35,18 @@
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-tls.h"
 
+enum { NBD_TLS_IBUF = 64 * 1024 };
+
 struct nbd_tls_conn {
 	gnutls_session_t session;
 	struct nbd_tls_creds *creds;
+	int fd;
+	uint8_t *ibuf;		/* socket bytes GnuTLS has not pulled yet */
+	size_t ipos, ilen;
 	bool handshaking;
 	bool established;
-	bool corked;		/* uncork said AGAIN: data waits in GnuTLS */
+	bool corked;		/* cork is on: data may wait in GnuTLS */
+	bool again;		/* a record send said AGAIN: finish it first */
 	bool failed;		/* a fatal error: no close_notify */
 	bool ktls;
 	char peer[256];
@@ -90,64 +104,162 @@ static ssize_t nbd_tls_recv(struct nbd_conn *c, const struct iovec *iov, int n)
 
 static bool nbd_tls_recv_pending(const struct nbd_conn *c)
 {
-	return c->tls && c->tls->established && !c->tls->failed &&
-		gnutls_record_check_pending(c->tls->session) > 0;
+	const struct nbd_tls_conn *t = c->tls;
+
+	return t && t->established && !t->failed &&
+		(t->ipos < t->ilen || gnutls_record_check_pending(t->session) > 0);
+}
+
+/* GnuTLS's reads: from our buffer, refilled with one large read. */
+static ssize_t nbd_tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
+{
+	struct nbd_tls_conn *t = p;
+	ssize_t n;
+
+	if (t->ipos == t->ilen) {
+		t->ipos = t->ilen = 0;
+		n = read(t->fd, t->ibuf, NBD_TLS_IBUF);
+		if (n <= 0) {
+			gnutls_transport_set_errno(t->session, n < 0 ? errno : 0);
+			return n;
+		}
+		t->ilen = (size_t)n;
+	}
+	n = (ssize_t)(t->ilen - t->ipos < len ? t->ilen - t->ipos : len);
+	memcpy(data, t->ibuf + t->ipos, (size_t)n);
+	t->ipos += (size_t)n;
+	return n;
+}
+
+static ssize_t nbd_tls_push(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
+{
+	struct nbd_tls_conn *t = p;
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+	ssize_t r = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+
+	if (r < 0)
+		gnutls_transport_set_errno(t->session, errno);
+	return r;
+}
+
+static int nbd_tls_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
+{
+	struct nbd_tls_conn *t = p;
+	struct pollfd pfd = { .fd = t->fd, .events = POLLIN };
+
+	if (t->ipos < t->ilen)
+		return 1;
+	return poll(&pfd, 1, (int)ms);
 }
 
 static int nbd_tls_flush(struct nbd_conn *c)
 {
 	struct nbd_tls_conn *t = c->tls;
-	int r;
+	ssize_t r;
 
-	if (!t->corked)
-		return 0;
-	r = gnutls_record_uncork(t->session, 0);
-	if (r < 0)
-		return (int)nbd_tls_error(c, r, "send");
-	t->corked = false;
+	if (t->corked) {
+		r = gnutls_record_uncork(t->session, 0);
+		if (r < 0)
+			return (int)nbd_tls_error(c, r, "send");
+		t->corked = false;
+	}
+	while (t->again) {
+		r = gnutls_record_send(t->session, NULL, 0);
+		if (r < 0)
+			return (int)nbd_tls_error(c, r, "send");
+		t->again = false;
+	}
+	return 0;
+}
+
+/* Appends to the corked record; GnuTLS copies and never refuses. */
+static int nbd_tls_cork_add(struct nbd_conn *c, const uint8_t *p, size_t len)
+{
+	struct nbd_tls_conn *t = c->tls;
+
+	if (!t->corked) {
+		gnutls_record_cork(t->session);
+		t->corked = true;
+	}
+	while (len) {
+		ssize_t w = gnutls_record_send(t->session, p, len);
+
+		if (w <= 0)
+			return (int)nbd_tls_error(c, w ? w : GNUTLS_E_INTERNAL_ERROR, "send");
+		p += w;
+		len -= (size_t)w;
+	}
 	return 0;
 }
 
 static ssize_t nbd_tls_send(struct nbd_conn *c, const struct iovec *iov, int n, bool more)
 {
 	struct nbd_tls_conn *t = c->tls;
+	size_t rec = gnutls_record_get_max_size(t->session);
 	ssize_t total = 0;
-	int r;
 
-	/* What an earlier batch left corked goes first. */
-	if (t->corked && nbd_tls_flush(c) < 0)
+	/* What an earlier batch left waiting goes first. */
+	if (nbd_tls_flush(c) < 0)
 		return -1;
-	gnutls_record_cork(t->session);
 	for (int i = 0; i < n; i++) {
-		size_t off = 0;
+		const uint8_t *p = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
 
-		while (off < iov[i].iov_len) {
-			ssize_t w = gnutls_record_send(t->session,
-						       (uint8_t *)iov[i].iov_base + off,
-						       iov[i].iov_len - off);
-			if (w <= 0) {
-				t->corked = true;
-				if (total)
-					return total;
-				return nbd_tls_error(c, w ? w : GNUTLS_E_INTERNAL_ERROR, "send");
+		if (len < rec) {
+			if (nbd_tls_cork_add(c, p, len) < 0)
+				return total ? total : -1;
+			total += (ssize_t)len;
+			continue;
+		}
+		/* A payload: fill the corked record up to a whole one, send
+		 * it, then whole records straight from the buffer. */
+		if (t->corked) {
+			size_t top = (rec - (size_t)gnutls_record_check_corked(t->session) % rec) % rec;
+
+			if (nbd_tls_cork_add(c, p, top) < 0)
+				return total ? total : -1;
+			p += top;
+			len -= top;
+			total += (ssize_t)top;
+			if (nbd_tls_flush(c) < 0)
+				return total ? total : -1;
+		}
+		while (len) {
+			size_t chunk = len < rec ? len : rec;
+			ssize_t w;
+
+			if (chunk < rec) {
+				/* The tail joins the next replies' record. */
+				if (nbd_tls_cork_add(c, p, chunk) < 0)
+					return total ? total : -1;
+				total += (ssize_t)chunk;
+				break;
 			}
-			off += (size_t)w;
+			w = gnutls_record_send(t->session, p, chunk);
+			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+				/* Encrypted and held by GnuTLS: taken. */
+				t->again = true;
+				return total + (ssize_t)chunk;
+			}
+			if (w < 0)
+				return total ? total : nbd_tls_error(c, w, "send");
+			p += w;
+			len -= (size_t)w;
 			total += w;
 		}
 	}
-	/* Taken: the bytes are GnuTLS's now, even if the socket is full
-	 * (then flush finishes them on EV_WRITE). */
-	r = gnutls_record_uncork(t->session, 0);
-	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-		t->corked = true;
-	else if (r < 0)
-		return nbd_tls_error(c, r, "send");
+	/* The batch's record goes out now unless more follows at once; a
+	 * full socket leaves it for flush. */
+	if (!more && nbd_tls_flush(c) < 0 && errno != EAGAIN && errno != EINTR)
+		return total ? total : -1;
 	return total;
 }
 
 static bool nbd_tls_send_pending(const struct nbd_conn *c)
 {
-	return c->tls && c->tls->corked && !c->tls->failed;
+	const struct nbd_tls_conn *t = c->tls;
+
+	return t && !t->failed && (t->again || t->corked);
 }
 
 const struct nbd_transport nbd_tls_transport = {
@@ -283,7 +395,17 @@ void nbd_tls_start(struct nbd_conn *c)
 	/* The connection's handshake timer bounds it; GnuTLS's own would
 	 * only apply to blocking sockets anyway. */
 	gnutls_handshake_set_timeout(t->session, 0);
-	gnutls_transport_set_int(t->session, c->fd);
+	t->fd = c->fd;
+	t->ibuf = malloc(NBD_TLS_IBUF);
+	if (!t->ibuf) {
+		nbd_tls_fail(c, "session", "out of memory");
+		return;
+	}
+	/* Reads through our buffer, writes gathered in one sendmsg. */
+	gnutls_transport_set_ptr(t->session, t);
+	gnutls_transport_set_vec_push_function(t->session, nbd_tls_push);
+	gnutls_transport_set_pull_function(t->session, nbd_tls_pull);
+	gnutls_transport_set_pull_timeout_function(t->session, nbd_tls_pull_timeout);
 	c->tr = &nbd_tls_transport;
 	log_msg(LOG_LVL_DEBUG, "nbd: connection %u: STARTTLS (%s)", c->id,
 		nbd_tls_creds_kind(t->creds));
@@ -302,6 +424,7 @@ void nbd_tls_end(struct nbd_conn *c, bool graceful)
 	if (t->session)
 		gnutls_deinit(t->session);
 	nbd_tls_creds_put(t->creds);
+	free(t->ibuf);
 	free(t);
 	c->tls = NULL;
 }
