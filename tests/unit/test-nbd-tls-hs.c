@@ -34,7 +34,8 @@ static void opt(struct run *r, uint32_t o, const void *data, uint32_t n)
 	nbd_put64(r->in + r->len, NBD_IHAVEOPT);
 	nbd_put32(r->in + r->len + 8, o);
 	nbd_put32(r->in + r->len + 12, n);
-	memcpy(r->in + r->len + 16, data, n);
+	if (n)
+		memcpy(r->in + r->len + 16, data, n);
 	r->len += 16 + n;
 }
 
