@@ -52,7 +52,12 @@ static void test_every_key(void)
 		"queue-depth = 64\n"
 		"max-connections = 4\n"
 		"log-level = debug\n"
-		"name = disk1\n";
+		"name = disk1\n"
+		"tls = require\n"
+		"tls-certificates = /etc/pki/vdiskd\n"
+		"tls-psk = /etc/vdiskd/keys.psk\n"
+		"tls-verify-peer = yes\n"
+		"handshake-timeout = 3\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -70,6 +75,11 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.max_connections, 4);
 	CHECK_EQ(cfg.log_level, LOG_LVL_DEBUG);
 	CHECK(strcmp(cfg.name, "disk1") == 0);
+	CHECK_EQ(cfg.tls, NBD_TLS_REQUIRE);
+	CHECK(strcmp(cfg.tls_certificates, "/etc/pki/vdiskd") == 0);
+	CHECK(strcmp(cfg.tls_psk, "/etc/vdiskd/keys.psk") == 0);
+	CHECK(cfg.tls_verify_peer);
+	CHECK_EQ(cfg.handshake_timeout, 3);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
