@@ -14,7 +14,10 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
              -Wno-unused-parameter -Wpointer-arith -Wformat=2
 CPPFLAGS  += -D_GNU_SOURCE -DVDISKD_VERSION='"$(VERSION)"' -I. -MMD -MP
 ALL_CFLAGS = -std=gnu11 -pthread $(WARN) $(CFLAGS)
-LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson -pthread
+GNUTLS_CFLAGS := $(shell pkg-config --cflags gnutls)
+GNUTLS_LIBS   := $(shell pkg-config --libs gnutls)
+CPPFLAGS  += $(GNUTLS_CFLAGS)
+LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson $(GNUTLS_LIBS) -pthread
 
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -38,6 +38,7 @@ static int cmd_info_exec(struct ctl_request *req)
 	json_object_set_new(r, "state", json_string(vbd_state_name(vbd_state(vbd))));
 	json_object_set_new(r, "pause_reason", ctl_json_string(vbd_pause_reason(vbd)));
 	json_object_set_new(r, "listen", cmd_listen_array(req->d));
+	json_object_set_new(r, "tls", json_string(req->d->tls_mode ? req->d->tls_mode : "off"));
 	json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "version", json_string(VDISKD_VERSION));

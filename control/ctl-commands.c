@@ -12,5 +12,7 @@ const struct ctl_cmd_entry *const ctl_cmd_table[] = {
 	&cmd_shutdown_entry,
 	&cmd_log_level_entry,
 	&cmd_limit_entry,
+	&cmd_connections_entry,
+	&cmd_reload_tls_entry,
 	NULL,
 };

@@ -235,6 +235,43 @@ static int cfg_limit_group(struct vd_config *cfg, const char *value, char *msg,
 	return cfg_string(&cfg->limit_group, value);
 }
 
+static int cfg_tls(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
+{
+	if (vd_tls_mode_parse(value, &cfg->tls) < 0) {
+		snprintf(msg, msglen, "'%s' is not off, on or require", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int cfg_tls_certificates(struct vd_config *cfg, const char *value, char *msg,
+				size_t msglen)
+{
+	return cfg_string(&cfg->tls_certificates, value);
+}
+
+static int cfg_tls_psk(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
+{
+	return cfg_string(&cfg->tls_psk, value);
+}
+
+static int cfg_tls_verify_peer(struct vd_config *cfg, const char *value, char *msg,
+			       size_t msglen)
+{
+	bool ro = cfg->read_only;
+	int r = cfg_read_only(cfg, value, msg, msglen);	/* the same booleans */
+
+	cfg->tls_verify_peer = cfg->read_only;
+	cfg->read_only = ro;
+	return r;
+}
+
+static int cfg_handshake_timeout(struct vd_config *cfg, const char *value, char *msg,
+				 size_t msglen)
+{
+	return cfg_uint(value, 1, 3600, &cfg->handshake_timeout, msg, msglen);
+}
+
 static const struct cfg_entry cfg_table[] = {
 	{ .name = "image", .key = CFG_IMAGE, .parse = cfg_image },
 	{ .name = "driver", .key = CFG_DRIVER, .parse = cfg_driver },
@@ -257,6 +294,14 @@ static const struct cfg_entry cfg_table[] = {
 	  .parse = cfg_max_peer_connections },
 	{ .name = "shutdown-timeout", .key = CFG_SHUTDOWN_TIMEOUT,
 	  .parse = cfg_shutdown_timeout },
+	{ .name = "tls", .key = CFG_TLS, .parse = cfg_tls },
+	{ .name = "tls-certificates", .key = CFG_TLS_CERTIFICATES,
+	  .parse = cfg_tls_certificates },
+	{ .name = "tls-psk", .key = CFG_TLS_PSK, .parse = cfg_tls_psk },
+	{ .name = "tls-verify-peer", .key = CFG_TLS_VERIFY_PEER,
+	  .parse = cfg_tls_verify_peer },
+	{ .name = "handshake-timeout", .key = CFG_HANDSHAKE_TIMEOUT,
+	  .parse = cfg_handshake_timeout },
 };
 enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
 
@@ -537,6 +582,16 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 		o->shutdown_timeout = cfg->shutdown_timeout;
 	if (cfg->line[CFG_LIMIT_GROUP] && !o->limit_group)
 		o->limit_group = cfg->limit_group;
+	if (cfg->line[CFG_TLS] && !(o->set & VD_SET_TLS))
+		o->tls = cfg->tls;
+	if (cfg->line[CFG_TLS_CERTIFICATES] && !o->tls_certificates)
+		o->tls_certificates = cfg->tls_certificates;
+	if (cfg->line[CFG_TLS_PSK] && !o->tls_psk)
+		o->tls_psk = cfg->tls_psk;
+	if (cfg->line[CFG_TLS_VERIFY_PEER] && !(o->set & VD_SET_TLS_VERIFY_PEER))
+		o->tls_verify_peer = cfg->tls_verify_peer;
+	if (cfg->line[CFG_HANDSHAKE_TIMEOUT] && !(o->set & VD_SET_HANDSHAKE_TIMEOUT))
+		o->handshake_timeout = cfg->handshake_timeout;
 }
 
 void cfg_free(struct vd_config *cfg)
@@ -548,5 +603,7 @@ void cfg_free(struct vd_config *cfg)
 	free(cfg->control);
 	free(cfg->name);
 	free(cfg->limit_group);
+	free(cfg->tls_certificates);
+	free(cfg->tls_psk);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -38,6 +38,11 @@ enum cfg_key {
 	CFG_BUFFER_LIMIT,
 	CFG_ON_WRITE_ERROR,
 	CFG_ON_READ_ERROR,
+	CFG_TLS,
+	CFG_TLS_CERTIFICATES,
+	CFG_TLS_PSK,
+	CFG_TLS_VERIFY_PEER,
+	CFG_HANDSHAKE_TIMEOUT,
 	CFG_NR_KEYS,
 };
 
@@ -61,6 +66,11 @@ struct vd_config {
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */
 	char *limit_group;
+	enum nbd_tls_mode tls;
+	char *tls_certificates;
+	char *tls_psk;
+	bool tls_verify_peer;
+	unsigned handshake_timeout;
 };
 
 /* Parses len bytes of buf; file names the source in messages.  Returns 0,

@@ -105,12 +105,54 @@ static void daemon_shutdown(void *arg)
 	nbd_server_shutdown(d->nbd, daemon_stop_clients_gone, d);
 }
 
+static int daemon_reload_tls(void *arg, char *msg, size_t msglen)
+{
+	struct daemon *d = arg;
+
+	return nbd_server_reload_tls(d->nbd, msg, msglen);
+}
+
+static int daemon_connections(void *arg, struct ctl_conn_info **out)
+{
+	struct daemon *d = arg;
+	unsigned max = nbd_server_nr_connections(d->nbd), n;
+	struct nbd_conn_info *v = calloc(max ? max : 1, sizeof(*v));
+	struct ctl_conn_info *c = calloc(max ? max : 1, sizeof(*c));
+
+	if (!v || !c) {
+		free(v);
+		free(c);
+		return -ENOMEM;
+	}
+	n = nbd_server_connections(d->nbd, v, max);
+	for (unsigned i = 0; i < n; i++) {
+		c[i].id = v[i].id;
+		snprintf(c[i].peer, sizeof(c[i].peer), "%s", v[i].peer);
+		c[i].state = v[i].state;
+		c[i].tls = v[i].tls;
+		c[i].ktls = v[i].ktls;
+		snprintf(c[i].tls_peer, sizeof(c[i].tls_peer), "%s", v[i].tls_peer);
+		snprintf(c[i].tls_cipher, sizeof(c[i].tls_cipher), "%s", v[i].tls_cipher);
+	}
+	free(v);
+	*out = c;
+	return (int)n;
+}
+
 static void daemon_signal(int sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 
 	if (sig == SIGHUP) {
-		log_msg(LOG_LVL_INFO, "SIGHUP ignored (use vdiskctl reopen)");
+		char msg[512];
+
+		if (d->opt.tls == NBD_TLS_OFF) {
+			log_msg(LOG_LVL_INFO, "SIGHUP ignored: TLS is off (use vdiskctl reopen "
+				"for the image)");
+			return;
+		}
+		log_msg(LOG_LVL_INFO, "SIGHUP: reloading the TLS credentials");
+		nbd_server_reload_tls(d->nbd, msg, sizeof(msg));
 		return;
 	}
 	if (d->stopping) {
@@ -196,8 +238,20 @@ static int daemon_start(struct daemon *d)
 		.export_name = d->opt.name,
 		.max_connections = d->opt.max_connections,
 		.max_peer_connections = d->opt.max_peer_connections,
+		.handshake_timeout_s = d->opt.handshake_timeout,
+		.tls = {
+			.mode = d->opt.tls,
+			.certificates = d->opt.tls_certificates,
+			.psk_file = d->opt.tls_psk,
+			.verify_peer = d->opt.tls_verify_peer,
+		},
 	};
-	struct ctl_daemon cd = { .shutdown = daemon_shutdown, .arg = d };
+	struct ctl_daemon cd = {
+		.shutdown = daemon_shutdown, .arg = d,
+		.tls_mode = nbd_tls_mode_name(d->opt.tls),
+		.reload_tls = d->opt.tls != NBD_TLS_OFF ? daemon_reload_tls : NULL,
+		.connections = daemon_connections,
+	};
 	int r;
 
 	d->base = event_base_new();
@@ -212,7 +266,9 @@ static int daemon_start(struct daemon *d)
 		return r;
 	r = nbd_server_create(d->base, d->vbd, &no, &d->nbd);
 	if (r < 0) {
-		log_errno(LOG_LVL_ERR, r, "NBD server");
+		/* TLS has said what is wrong with its files. */
+		if (d->opt.tls == NBD_TLS_OFF || r == -ENOMEM)
+			log_errno(LOG_LVL_ERR, r, "NBD server");
 		return r;
 	}
 	for (unsigned i = 0; i < d->nr_activated; i++) {

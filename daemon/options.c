@@ -40,6 +40,13 @@ static const char usage_text[] =
 "                            read-bps, write-bps, burst-iops, burst-bps,\n"
 "                            burst-seconds, iops-size (repeatable)\n"
 "      --limit-group NAME    share the limits with the disks of group NAME\n"
+"      --handshake-timeout S  drop clients that have not finished the NBD\n"
+"                            (and TLS) handshake after S seconds (default 10)\n"
+"      --tls off|on|require  NBD STARTTLS: refused (default), offered, required\n"
+"      --tls-certificates DIR  ca-cert.pem, server-cert.pem, server-key.pem\n"
+"                            [, ca-crl.pem]\n"
+"      --tls-psk FILE        pre-shared keys, username:hexkey lines (psktool)\n"
+"      --tls-verify-peer     clients must show a certificate the CA signed\n"
 "      --config FILE         read options from FILE (vdiskd.conf(5));\n"
 "                            the command line overrides it\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
@@ -92,7 +99,8 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 {
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
 	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
-	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR };
+	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR, OPT_TLS,
+	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -110,6 +118,11 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "on-write-error", required_argument, NULL, OPT_ON_WRITE_ERROR },
 		{ "on-read-error", required_argument, NULL, OPT_ON_READ_ERROR },
 		{ "limit-group", required_argument, NULL, OPT_LIMIT_GROUP },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "tls-certificates", required_argument, NULL, OPT_TLS_CERTS },
+		{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
+		{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
+		{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -219,6 +232,26 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			}
 			o->limit_group = optarg;
 			break;
+		case OPT_TLS:
+			if (vd_tls_mode_parse(optarg, &o->tls) < 0) {
+				fprintf(stderr, "vdiskd: --tls: '%s' is not off, on or require\n",
+					optarg);
+				return VD_OPT_BAD;
+			}
+			o->set |= VD_SET_TLS;
+			break;
+		case OPT_TLS_CERTS: o->tls_certificates = optarg; break;
+		case OPT_TLS_PSK: o->tls_psk = optarg; break;
+		case OPT_TLS_VERIFY:
+			o->tls_verify_peer = true;
+			o->set |= VD_SET_TLS_VERIFY_PEER;
+			break;
+		case OPT_HS_TIMEOUT:
+			if (options_parse_uint("--handshake-timeout", optarg, 1, 3600,
+					       &o->handshake_timeout))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_HANDSHAKE_TIMEOUT;
+			break;
 		case 'f': o->foreground = true; break;
 		case 'v':
 			if (o->log_level < LOG_LVL_DEBUG)
@@ -285,6 +318,41 @@ static char *options_own(struct vd_options *o, char *s)
 	return s;
 }
 
+int vd_tls_mode_parse(const char *s, enum nbd_tls_mode *out)
+{
+	if (strcmp(s, "off") == 0)
+		*out = NBD_TLS_OFF;
+	else if (strcmp(s, "on") == 0)
+		*out = NBD_TLS_ON;
+	else if (strcmp(s, "require") == 0)
+		*out = NBD_TLS_REQUIRE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+/* Credentials without TLS, or TLS without credentials, is a mistake the
+ * operator should hear about before the first client does. */
+static int options_check_tls(const struct vd_options *o)
+{
+	if (o->tls != NBD_TLS_OFF && !o->tls_certificates && !o->tls_psk) {
+		fprintf(stderr, "vdiskd: --tls %s needs --tls-certificates DIR or "
+			"--tls-psk FILE\n", nbd_tls_mode_name(o->tls));
+		return -EINVAL;
+	}
+	if (o->tls == NBD_TLS_OFF && (o->tls_certificates || o->tls_psk || o->tls_verify_peer)) {
+		fprintf(stderr, "vdiskd: TLS credentials given but --tls is off: add "
+			"--tls on or --tls require\n");
+		return -EINVAL;
+	}
+	if (o->tls_verify_peer && !o->tls_certificates) {
+		fprintf(stderr, "vdiskd: --tls-verify-peer needs --tls-certificates DIR "
+			"(its ca-cert.pem)\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Names end up in socket paths and JSON: keep them plain. */
 bool vd_name_ok(const char *n)
 {
@@ -318,6 +386,8 @@ int vd_options_finish(struct vd_options *o)
 			"digits and ._-@+: (give one with -n)\n", o->name);
 		return -EINVAL;
 	}
+	if (options_check_tls(o) < 0)
+		return -EINVAL;
 	/* Sockets from systemd replace the default listener, not -l. */
 	if ((o->nr_listen || o->activated) && o->control && !o->limit_group)
 		return 0;

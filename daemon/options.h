@@ -7,6 +7,7 @@
 #include "common/log.h"
 #include "core/throttle.h"
 #include "core/vbd.h"
+#include "frontends/nbd.h"
 
 enum {
 	VD_MAX_LISTEN = 16,
@@ -31,6 +32,9 @@ enum vd_opt_set {
 	VD_SET_BUFFER_LIMIT = 1u << 7,
 	VD_SET_ON_WRITE_ERROR = 1u << 8,
 	VD_SET_ON_READ_ERROR = 1u << 9,
+	VD_SET_TLS = 1u << 10,
+	VD_SET_TLS_VERIFY_PEER = 1u << 11,
+	VD_SET_HANDSHAKE_TIMEOUT = 1u << 12,
 };
 
 struct vd_options {
@@ -48,6 +52,11 @@ struct vd_options {
 	unsigned shutdown_timeout;	/* seconds */
 	uint64_t buffer_limit;		/* bytes; 0: the vbd's default */
 	enum vbd_error_policy on_write_error, on_read_error;
+	unsigned handshake_timeout;	/* seconds; 0: the frontend's default */
+	enum nbd_tls_mode tls;
+	const char *tls_certificates;	/* DIR, or NULL */
+	const char *tls_psk;		/* FILE, or NULL */
+	bool tls_verify_peer;
 	bool foreground;
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */
@@ -81,5 +90,7 @@ int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out)
 
 /* Disk names end up in socket paths and JSON: 1-64 plain characters. */
 bool vd_name_ok(const char *name);
+/* "off", "on", "require"; -EINVAL otherwise. */
+int vd_tls_mode_parse(const char *s, enum nbd_tls_mode *out);
 
 #endif

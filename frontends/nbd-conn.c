@@ -9,7 +9,10 @@
  * requests hold a pointer to it through their slot, so a connection
  * whose client vanished (DEAD) waits for them before it goes.  Only the
  * event callbacks and the completion callback free it, as their last
- * act (nbd_conn_check_done). */
+ * act (nbd_conn_check_done).
+ *
+ * Bytes move through c->tr: the socket (nbd_plain_transport) until
+ * STARTTLS, GnuTLS (nbd_tls_transport, nbd-tls.c) after it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +26,44 @@
 #include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
+#include "frontends/nbd-tls.h"
 
 _Static_assert(NBD_RBUF_SIZE >= NBD_OPT_HDR_LEN + NBD_HS_MAX_OPTLEN,
 	       "a whole option must fit in the receive buffer");
 
 enum { NBD_SEND_IOV = 128 };	/* replies gathered per sendmsg (<= IOV_MAX) */
+
+static ssize_t nbd_plain_recv(struct nbd_conn *c, const struct iovec *iov, int n)
+{
+	return readv(c->fd, iov, n);
+}
+
+static ssize_t nbd_plain_send(struct nbd_conn *c, const struct iovec *iov, int n, bool more)
+{
+	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
+
+	/* More follows at once: let TCP fill its segments. */
+	return sendmsg(c->fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+}
+
+const struct nbd_transport nbd_plain_transport = {
+	.name = "plain",
+	.recv = nbd_plain_recv,
+	.send = nbd_plain_send,
+};
+
+static bool nbd_conn_recv_pending(const struct nbd_conn *c)
+{
+	return c->tr->recv_pending && c->tr->recv_pending(c);
+}
+
+/* Input the transport holds (a TLS record read whole) makes no read
+ * event: run the handler from the loop as if the socket had data. */
+static void nbd_conn_kick_pending(struct nbd_conn *c)
+{
+	if (c->reading && c->read_ev && nbd_conn_recv_pending(c))
+		event_active(c->read_ev, EV_READ, 0);
+}
 
 void nbd_conn_set_reading(struct nbd_conn *c, bool on)
 {
@@ -38,9 +74,10 @@ void nbd_conn_set_reading(struct nbd_conn *c, bool on)
 	else
 		event_del(c->read_ev);
 	c->reading = on;
+	nbd_conn_kick_pending(c);
 }
 
-static void nbd_conn_set_writing(struct nbd_conn *c, bool on)
+void nbd_conn_set_writing(struct nbd_conn *c, bool on)
 {
 	if (c->writing == on || !c->write_ev)
 		return;
@@ -100,6 +137,8 @@ static void nbd_conn_drop_output(struct nbd_conn *c)
 /* Drops the socket.  In-flight requests keep the memory alive. */
 void nbd_conn_kill(struct nbd_conn *c, const char *why)
 {
+	bool graceful = c->state == NBD_CONN_CLOSING;
+
 	if (c->state == NBD_CONN_DEAD)
 		return;
 	if (why)
@@ -108,6 +147,9 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why)
 	c->state = NBD_CONN_DEAD;
 	if (c->budget_wait && c->srv)
 		nbd_server_budget_forget(c->srv, c);
+	if (c->tls)
+		nbd_tls_end(c, graceful);
+	c->tr = &nbd_plain_transport;
 	/* The events go now: a dead connection may outlive the loop. */
 	if (c->read_ev)
 		event_free(c->read_ev);
@@ -151,7 +193,8 @@ void nbd_conn_check_done(struct nbd_conn *c)
 	if (c->in_read)
 		return;
 	if (c->state == NBD_CONN_CLOSING && !c->inflight && !c->out_head &&
-	    !nbd_obuf_pending(&c->hs_out))
+	    !nbd_obuf_pending(&c->hs_out) &&
+	    !(c->tr->send_pending && c->tr->send_pending(c)))
 		nbd_conn_kill(c, "done");
 	if (c->state == NBD_CONN_DEAD && !c->inflight)
 		nbd_conn_free(c);
@@ -199,9 +242,14 @@ static int nbd_conn_send_failed(struct nbd_conn *c)
  * takes them.  Returns false when the connection died. */
 static bool nbd_conn_send(struct nbd_conn *c)
 {
+	if (nbd_tls_handshaking(c))
+		return true;	/* the handshake asks for EV_WRITE itself */
 	while (nbd_obuf_pending(&c->hs_out)) {
-		ssize_t n = send(c->fd, c->hs_out.data + c->hs_out.off,
-				 nbd_obuf_pending(&c->hs_out), MSG_NOSIGNAL);
+		struct iovec v = {
+			.iov_base = c->hs_out.data + c->hs_out.off,
+			.iov_len = nbd_obuf_pending(&c->hs_out),
+		};
+		ssize_t n = c->tr->send(c, &v, 1, false);
 
 		if (n < 0) {
 			int f = nbd_conn_send_failed(c);
@@ -212,10 +260,16 @@ static bool nbd_conn_send(struct nbd_conn *c)
 		}
 		nbd_obuf_consume(&c->hs_out, (size_t)n);
 	}
+	if (c->starttls) {
+		/* The ACK went out in clear text; TLS from the next byte. */
+		c->starttls = false;
+		nbd_conn_set_writing(c, false);
+		nbd_tls_start(c);
+		return c->state != NBD_CONN_DEAD;
+	}
 
 	while (c->out_head) {
 		struct iovec iov[NBD_SEND_IOV];
-		struct msghdr msg = { .msg_iov = iov };
 		struct nbd_slot *s;
 		size_t skip = c->out_sent;
 		int cnt = 0;
@@ -238,9 +292,7 @@ static bool nbd_conn_send(struct nbd_conn *c)
 				iov[cnt++] = v;
 			}
 		}
-		msg.msg_iovlen = (size_t)cnt;
-		/* More follows at once: let TCP fill its segments. */
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | (s ? MSG_MORE : 0));
+		n = c->tr->send(c, iov, cnt, s != NULL);
 		if (n < 0) {
 			int f = nbd_conn_send_failed(c);
 
@@ -265,6 +317,12 @@ static bool nbd_conn_send(struct nbd_conn *c)
 				c->out_tail = &c->out_head;
 			nbd_conn_slot_release(c, s);
 		}
+	}
+	while (c->tr->flush && c->tr->flush(c) < 0) {
+		int f = nbd_conn_send_failed(c);
+
+		if (f != 0)
+			return f > 0;
 	}
 	nbd_conn_set_writing(c, false);
 	return true;
@@ -304,6 +362,13 @@ static void nbd_conn_on_send(evutil_socket_t fd, short what, void *arg)
 
 static void nbd_conn_on_write(evutil_socket_t fd, short what, void *arg)
 {
+	struct nbd_conn *c = arg;
+
+	if (nbd_tls_handshaking(c)) {
+		nbd_tls_handshake_step(c);
+		nbd_conn_check_done(c);
+		return;
+	}
 	nbd_conn_on_send(fd, what, arg);
 }
 
@@ -324,7 +389,7 @@ static void nbd_conn_on_timeout(evutil_socket_t fd, short what, void *arg)
 ssize_t nbd_conn_readv(struct nbd_conn *c, struct iovec *iov, int n)
 {
 	for (;;) {
-		ssize_t r = readv(c->fd, iov, n);
+		ssize_t r = c->tr->recv(c, iov, n);
 
 		if (r > 0)
 			return r;
@@ -384,6 +449,16 @@ static void nbd_conn_read_handshake(struct nbd_conn *c)
 			nbd_conn_set_reading(c, false);
 			break;
 		}
+		if (r == NBD_HS_STARTTLS) {
+			/* Whatever the client sent behind STARTTLS came in
+			 * clear text: it is dropped, never parsed (the
+			 * STARTTLS injection attack).  Reading resumes in TLS
+			 * once the ACK is out. */
+			c->rpos = c->rlen = 0;
+			c->starttls = true;
+			nbd_conn_set_reading(c, false);
+			break;
+		}
 		if (r == NBD_HS_GO) {
 			if (nbd_tx_start(c) < 0) {
 				nbd_conn_kill(c, "out of memory");
@@ -406,11 +481,15 @@ static void nbd_conn_on_read(evutil_socket_t fd, short what, void *arg)
 	struct nbd_conn *c = arg;
 
 	c->in_read = true;
-	if (c->state == NBD_CONN_HANDSHAKE)
+	if (nbd_tls_handshaking(c))
+		nbd_tls_handshake_step(c);
+	else if (c->state == NBD_CONN_HANDSHAKE)
 		nbd_conn_read_handshake(c);
 	else if (c->state == NBD_CONN_TRANSMISSION)
 		nbd_tx_read(c);
 	c->in_read = false;
+	if (c->state != NBD_CONN_DEAD && !c->throttled && !nbd_tls_handshaking(c))
+		nbd_conn_kick_pending(c);
 	nbd_conn_check_done(c);
 }
 
@@ -426,6 +505,7 @@ int nbd_conn_new(struct nbd_server *srv, int fd, const char *peer, struct nbd_co
 	c->id = ++srv->next_id;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	c->out_tail = &c->out_head;
+	c->tr = &nbd_plain_transport;
 	c->rbuf = malloc(NBD_RBUF_SIZE);
 	c->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, nbd_conn_on_read, c);
 	c->write_ev = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, nbd_conn_on_write, c);
@@ -435,6 +515,7 @@ int nbd_conn_new(struct nbd_server *srv, int fd, const char *peer, struct nbd_co
 		goto err;
 	nbd_server_export(srv, &c->exp);
 	nbd_hs_init(&c->hs, &c->exp);
+	nbd_hs_set_tls(&c->hs, srv->tls_mode);
 	if (nbd_hs_greeting(&c->hs_out) < 0)
 		goto err;
 	if (event_add(c->timer_ev, &tv) < 0)

@@ -6,7 +6,15 @@
  * option and an oversized one are skipped by counting bytes (never
  * buffered), then answered.  Lengths no client needs (NBD_HS_MAX_DISCARD)
  * and more than NBD_HS_MAX_OPTIONS options end the connection: the spec
- * lets a server hang up on a client it takes for a denial of service. */
+ * lets a server hang up on a client it takes for a denial of service.
+ *
+ * TLS: STARTTLS is acknowledged here and the connection does the rest
+ * (NBD_HS_STARTTLS: it drops whatever followed the option in clear text,
+ * so nothing a client pipelined behind STARTTLS is ever acted upon).
+ * Under NBD_TLS_REQUIRE every other option but ABORT is skipped unread
+ * and answered ERR_TLS_REQD until nbd_hs_tls_done: LIST reveals nothing,
+ * INFO and GO open nothing, EXPORT_NAME (which has no error reply) ends
+ * the session. */
 #include <errno.h>
 #include <string.h>
 
@@ -18,6 +26,16 @@ void nbd_hs_init(struct nbd_hs *hs, const struct nbd_export *exp)
 	memset(hs, 0, sizeof(*hs));
 	hs->exp = exp;
 	hs->state = NBD_HS_CLIENT_FLAGS;
+}
+
+void nbd_hs_set_tls(struct nbd_hs *hs, enum nbd_tls_mode mode)
+{
+	hs->tls_mode = mode;
+}
+
+void nbd_hs_tls_done(struct nbd_hs *hs)
+{
+	hs->tls_active = true;
 }
 
 uint16_t nbd_hs_tflags(const struct nbd_hs *hs)
@@ -312,9 +330,13 @@ static uint32_t nbd_hs_opt_dataless(struct nbd_hs *hs, uint32_t opt, uint32_t n,
 			*msg = "this option takes no data";
 			return NBD_REP_ERR_INVALID;
 		}
-		if (opt == NBD_OPT_STARTTLS) {
+		if (opt == NBD_OPT_STARTTLS && hs->tls_mode == NBD_TLS_OFF) {
 			*msg = "TLS is not supported by this server";
 			return NBD_REP_ERR_POLICY;
+		}
+		if (opt == NBD_OPT_STARTTLS && hs->tls_active) {
+			*msg = "TLS is already active";
+			return NBD_REP_ERR_INVALID;
 		}
 		return NBD_REP_ACK;
 	case NBD_OPT_INFO:
@@ -345,6 +367,13 @@ static int nbd_hs_opt_finish_discard(struct nbd_hs *hs, struct nbd_obuf *out)
 		return r;
 	if (opt == NBD_OPT_STRUCTURED_REPLY && hs->discard_reply == NBD_REP_ACK)
 		hs->structured = true;
+	if (opt == NBD_OPT_STARTTLS && hs->discard_reply == NBD_REP_ACK) {
+		/* What was agreed in clear text is forgotten (the spec asks
+		 * the client to negotiate it again under TLS). */
+		hs->structured = false;
+		hs->meta_base_allocation = false;
+		return NBD_HS_STARTTLS;
+	}
 	if (opt == NBD_OPT_ABORT) {
 		hs->state = NBD_HS_CLOSED;
 		return NBD_HS_CLOSE;
@@ -365,6 +394,28 @@ static int nbd_hs_close(struct nbd_hs *hs, const char *why)
 	return NBD_HS_CLOSE;
 }
 
+/* Under NBD_TLS_REQUIRE before TLS: the option's data is skipped unread
+ * and the answer is ERR_TLS_REQD, whatever the option. */
+static int nbd_hs_tls_required(struct nbd_hs *hs, uint32_t opt, uint32_t n, size_t *used,
+			       struct nbd_obuf *out)
+{
+	if (++hs->nr_options > NBD_HS_MAX_OPTIONS)
+		return nbd_hs_close(hs, "too many options");
+	if (opt == NBD_OPT_EXPORT_NAME)
+		return nbd_hs_close(hs, "EXPORT_NAME without TLS");
+	if (n > NBD_HS_MAX_DISCARD)
+		return nbd_hs_close(hs, "option too long");
+	*used = NBD_OPT_HDR_LEN;
+	hs->discard_opt = opt;
+	hs->discard_left = n;
+	hs->discard_reply = NBD_REP_ERR_TLS_REQD;
+	hs->discard_msg = "TLS is required: send NBD_OPT_STARTTLS first";
+	hs->state = NBD_HS_DISCARD;
+	if (n == 0)
+		return nbd_hs_opt_finish_discard(hs, out);
+	return NBD_HS_MORE;
+}
+
 /* A whole option header is at in[0..16).  Either starts a skip (and
  * consumes the header) or waits for the data and runs the option. */
 static int nbd_hs_opt_header(struct nbd_hs *hs, const uint8_t *in, size_t avail, size_t *used,
@@ -377,6 +428,10 @@ static int nbd_hs_opt_header(struct nbd_hs *hs, const uint8_t *in, size_t avail,
 
 	if (magic != NBD_IHAVEOPT)
 		return nbd_hs_close(hs, "bad option magic");
+
+	if (hs->tls_mode == NBD_TLS_REQUIRE && !hs->tls_active &&
+	    opt != NBD_OPT_STARTTLS && opt != NBD_OPT_ABORT)
+		return nbd_hs_tls_required(hs, opt, n, used, out);
 
 	if (opt == NBD_OPT_EXPORT_NAME && n > NBD_MAX_STRING)
 		return nbd_hs_close(hs, "export name too long");

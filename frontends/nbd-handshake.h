@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frontends/nbd.h"
+
 /* What the handshake tells the client about the one export. */
 struct nbd_export {
 	const char *name;
@@ -61,6 +63,8 @@ struct nbd_hs {
 	bool meta_base_allocation;	/* base:allocation selected */
 	bool block_size_asked;		/* GO/INFO asked for NBD_INFO_BLOCK_SIZE */
 	bool shutting_down;		/* answer ERR_SHUTDOWN from now on */
+	enum nbd_tls_mode tls_mode;	/* NBD_TLS_OFF unless nbd_hs_set_tls */
+	bool tls_active;		/* the TLS handshake finished */
 	unsigned nr_options;
 	/* NBD_HS_DISCARD */
 	uint32_t discard_opt;
@@ -75,12 +79,21 @@ enum nbd_hs_result {
 	NBD_HS_MORE,		/* everything usable was used; read more */
 	NBD_HS_GO,		/* transmission starts after *used bytes */
 	NBD_HS_CLOSE,		/* send the output, then close */
+	NBD_HS_STARTTLS,	/* send the output in clear text, drop every
+				 * input byte after *used, then run the TLS
+				 * handshake and call nbd_hs_tls_done */
 };
 
 /* The metadata context id handed out for base:allocation. */
 enum { NBD_META_ID_BASE_ALLOCATION = 1 };
 
 void nbd_hs_init(struct nbd_hs *hs, const struct nbd_export *exp);
+/* STARTTLS is refused with NBD_TLS_OFF (the default); with
+ * NBD_TLS_REQUIRE every option but STARTTLS and ABORT gets
+ * ERR_TLS_REQD until nbd_hs_tls_done. */
+void nbd_hs_set_tls(struct nbd_hs *hs, enum nbd_tls_mode mode);
+/* The TLS handshake that STARTTLS began has finished. */
+void nbd_hs_tls_done(struct nbd_hs *hs);
 /* The server's opening 18 bytes. */
 int nbd_hs_greeting(struct nbd_obuf *out);
 /* Consumes bytes of in[0..len) (*used says how many) and appends replies

@@ -5,6 +5,7 @@
  *                       the handshake phase
  *   nbd-transmission.c  reading requests (and WRITE payloads), requests to
  *                       the vbd, replies back
+ *   nbd-tls*.c          STARTTLS: credentials, the session, the TLS transport
  * Everything runs on the main thread's event loop. */
 #ifndef VD_NBD_INTERNAL_H
 #define VD_NBD_INTERNAL_H
@@ -23,6 +24,8 @@
 struct event;
 struct event_base;
 struct nbd_conn;
+struct nbd_tls_conn;
+struct nbd_tls_creds;
 struct vbd;
 struct vbd_request;
 
@@ -79,6 +82,31 @@ struct nbd_big {
 	struct nbd_slot *ready[NBD_BIG_PIECES];	/* simple READ: out of order */
 };
 
+/* How a connection's bytes move: the socket itself, or TLS over it once
+ * STARTTLS is done.  The handshake and transmission code only ever call
+ * these, so neither knows whether the stream is encrypted.
+ *   recv   like readv: > 0 bytes, 0 end of input, -1 with errno (EAGAIN:
+ *          nothing now).  Fills the iovecs until they are full or nothing
+ *          more is to be had, so a short count means "empty now".
+ *   send   like sendmsg: bytes taken (they may still sit in the
+ *          transport's buffer), or -1 with errno (EAGAIN: wait for
+ *          EV_WRITE).  more: further data follows at once.
+ *   flush  pushes out what send buffered: 0 done, -1 with errno.
+ *   recv_pending  input already buffered inside the transport (the
+ *          socket may be empty, so no read event would come).
+ *   send_pending  output buffered inside the transport. */
+struct nbd_transport {
+	const char *name;
+	ssize_t (*recv)(struct nbd_conn *c, const struct iovec *iov, int n);
+	ssize_t (*send)(struct nbd_conn *c, const struct iovec *iov, int n, bool more);
+	int (*flush)(struct nbd_conn *c);		/* NULL: nothing buffered */
+	bool (*recv_pending)(const struct nbd_conn *c);	/* NULL: never */
+	bool (*send_pending)(const struct nbd_conn *c);	/* NULL: never */
+};
+
+extern const struct nbd_transport nbd_plain_transport;	/* nbd-conn.c */
+extern const struct nbd_transport nbd_tls_transport;	/* nbd-tls.c */
+
 enum nbd_conn_state {
 	NBD_CONN_HANDSHAKE,
 	NBD_CONN_TRANSMISSION,
@@ -103,7 +131,10 @@ struct nbd_conn {
 	bool in_read;			/* inside the read handler */
 	bool heard;			/* the client has sent a byte */
 	bool in_parse;			/* inside nbd_tx_parse */
+	bool starttls;			/* start TLS once hs_out is sent */
 	struct event *read_ev, *write_ev, *send_ev, *timer_ev;
+	const struct nbd_transport *tr;
+	struct nbd_tls_conn *tls;	/* after STARTTLS; else NULL */
 
 	/* Input: rbuf[rpos..rlen) is unparsed. */
 	uint8_t *rbuf;
@@ -149,6 +180,13 @@ struct nbd_server {
 	unsigned max_connections;
 	unsigned max_peer_connections;
 	unsigned handshake_timeout_s;
+
+	/* TLS: the configuration (strings owned) and the credentials new
+	 * sessions get; sessions hold a reference of their own. */
+	enum nbd_tls_mode tls_mode;
+	char *tls_certificates, *tls_psk_file;
+	bool tls_verify_peer;
+	struct nbd_tls_creds *tls_creds;
 
 	struct nbd_listener **listeners;
 	unsigned nr_listeners;
@@ -205,6 +243,7 @@ void nbd_conn_kill(struct nbd_conn *c, const char *why);
 /* The server goes away: close now, free once in-flight requests return. */
 void nbd_conn_detach(struct nbd_conn *c);
 void nbd_conn_set_reading(struct nbd_conn *c, bool on);
+void nbd_conn_set_writing(struct nbd_conn *c, bool on);
 /* No more input (DISC, end of file, shutdown): finish, answer, close. */
 void nbd_conn_stop_input(struct nbd_conn *c);
 void nbd_conn_queue_reply(struct nbd_conn *c, struct nbd_slot *s);

@@ -17,6 +17,7 @@
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
 #include "frontends/nbd.h"
+#include "frontends/nbd-tls.h"
 
 enum { NBD_ACCEPT_BATCH = 32, NBD_ACCEPT_PAUSE_MS = 500 };
 
@@ -113,10 +114,84 @@ static void nbd_server_on_accept_retry(evutil_socket_t fd, short what, void *arg
 		nbd_listeners_enable(srv, true);
 }
 
+const char *nbd_tls_mode_name(enum nbd_tls_mode mode)
+{
+	switch (mode) {
+	case NBD_TLS_OFF:	return "off";
+	case NBD_TLS_ON:	return "on";
+	case NBD_TLS_REQUIRE:	return "require";
+	}
+	return "?";
+}
+
+enum nbd_tls_mode nbd_server_tls_mode(const struct nbd_server *srv)
+{
+	return srv->tls_mode;
+}
+
+static int nbd_server_load_tls(struct nbd_server *srv, struct nbd_tls_creds **out,
+			       char *err, size_t errlen)
+{
+	struct nbd_tls_config cfg = {
+		.mode = srv->tls_mode,
+		.certificates = srv->tls_certificates,
+		.psk_file = srv->tls_psk_file,
+		.verify_peer = srv->tls_verify_peer,
+	};
+
+	return nbd_tls_creds_load(&cfg, out, err, errlen);
+}
+
+int nbd_server_reload_tls(struct nbd_server *srv, char *err, size_t errlen)
+{
+	struct nbd_tls_creds *cr;
+	int r;
+
+	if (srv->tls_mode == NBD_TLS_OFF) {
+		snprintf(err, errlen, "TLS is off");
+		return -ENOTSUP;
+	}
+	r = nbd_server_load_tls(srv, &cr, err, errlen);
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "nbd: TLS reload failed, keeping the old credentials: %s",
+			err);
+		return r;
+	}
+	/* Sessions hold their own reference: they go on with the old. */
+	nbd_tls_creds_put(srv->tls_creds);
+	srv->tls_creds = cr;
+	log_msg(LOG_LVL_NOTICE, "nbd: TLS credentials reloaded (%s)", nbd_tls_creds_kind(cr));
+	return 0;
+}
+
+static int nbd_server_setup_tls(struct nbd_server *srv, const struct nbd_tls_config *tls)
+{
+	char err[512];
+	int r;
+
+	srv->tls_mode = tls->mode;
+	srv->tls_verify_peer = tls->verify_peer;
+	if (tls->mode == NBD_TLS_OFF)
+		return 0;
+	if ((tls->certificates && !(srv->tls_certificates = strdup(tls->certificates))) ||
+	    (tls->psk_file && !(srv->tls_psk_file = strdup(tls->psk_file))))
+		return -ENOMEM;
+	r = nbd_server_load_tls(srv, &srv->tls_creds, err, sizeof(err));
+	if (r < 0) {
+		log_msg(LOG_LVL_ERR, "TLS: %s", err);
+		return r;
+	}
+	log_msg(LOG_LVL_INFO, "nbd: TLS %s (%s%s)", nbd_tls_mode_name(tls->mode),
+		nbd_tls_creds_kind(srv->tls_creds),
+		tls->verify_peer ? ", client certificates verified" : "");
+	return 0;
+}
+
 int nbd_server_create(struct event_base *base, struct vbd *vbd,
 		      const struct nbd_server_opts *opts, struct nbd_server **out)
 {
 	struct nbd_server *srv = calloc(1, sizeof(*srv));
+	int r;
 
 	if (!srv)
 		return -ENOMEM;
@@ -146,6 +221,11 @@ int nbd_server_create(struct event_base *base, struct vbd *vbd,
 		log_msg(LOG_LVL_ERR, "nbd: export name longer than %d bytes", NBD_MAX_STRING);
 		nbd_server_free(srv);
 		return -ENAMETOOLONG;
+	}
+	r = nbd_server_setup_tls(srv, &opts->tls);
+	if (r < 0) {
+		nbd_server_free(srv);
+		return r;
 	}
 	*out = srv;
 	return 0;
@@ -351,6 +431,36 @@ unsigned nbd_server_nr_connections(const struct nbd_server *srv)
 	return srv->nr_conns;
 }
 
+static const char *nbd_server_conn_state(const struct nbd_conn *c)
+{
+	if (nbd_tls_handshaking(c))
+		return "tls-handshake";
+	switch (c->state) {
+	case NBD_CONN_HANDSHAKE:	return "handshake";
+	case NBD_CONN_TRANSMISSION:	return "transmission";
+	case NBD_CONN_CLOSING:		return "closing";
+	case NBD_CONN_DEAD:		return "closed";
+	}
+	return "?";
+}
+
+unsigned nbd_server_connections(const struct nbd_server *srv, struct nbd_conn_info *out,
+				unsigned max)
+{
+	unsigned n = 0;
+
+	for (const struct nbd_conn *c = srv->conns; c && n < max; c = c->next, n++) {
+		struct nbd_conn_info *i = &out[n];
+
+		memset(i, 0, sizeof(*i));
+		i->id = c->id;
+		snprintf(i->peer, sizeof(i->peer), "%s", c->peer);
+		i->state = nbd_server_conn_state(c);
+		nbd_tls_conn_info(c, i);
+	}
+	return n;
+}
+
 static void nbd_server_close_listeners(struct nbd_server *srv)
 {
 	for (unsigned i = 0; i < srv->nr_listeners; i++)
@@ -412,6 +522,9 @@ void nbd_server_free(struct nbd_server *srv)
 		event_free(srv->accept_retry_ev);
 	if (srv->budget_ev)
 		event_free(srv->budget_ev);
+	nbd_tls_creds_put(srv->tls_creds);
+	free(srv->tls_certificates);
+	free(srv->tls_psk_file);
 	free(srv->export_name);
 	free(srv->description);
 	free(srv);

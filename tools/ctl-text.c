@@ -110,10 +110,31 @@ void ctl_print_info(FILE *f, json_t *o)
 		ctl_text_kv(f, 16, "listen", "-");
 	json_array_foreach(listen, i, v)
 		ctl_text_kv(f, 16, i == 0 ? "listen" : "", json_string_value(v) ? json_string_value(v) : "?");
+	if (json_object_get(o, "tls"))
+		ctl_text_kv(f, 16, "tls", ctl_get_str(o, "tls", "?"));
 	if (json_object_get(o, "connections"))
 		ctl_text_kv_u64(f, 16, "connections", o, "connections");
 	ctl_text_kv_u64(f, 16, "pid", o, "pid");
 	ctl_text_kv(f, 16, "version", ctl_get_str(o, "version", "?"));
+}
+
+void ctl_print_connections(FILE *f, json_t *o)
+{
+	json_t *a = json_object_get(o, "connections"), *c;
+	size_t i;
+
+	fprintf(f, "%-5s %-22s %-14s %-5s %s\n", "ID", "PEER", "STATE", "TLS", "TLS PEER");
+	json_array_foreach(a, i, c) {
+		bool tls = json_is_true(json_object_get(c, "tls"));
+		char peer[320];
+
+		snprintf(peer, sizeof(peer), "%s%s%s%s", tls ? ctl_get_str(c, "tls_peer", "") : "-",
+			 tls ? " (" : "", tls ? ctl_get_str(c, "tls_cipher", "") : "",
+			 tls ? (json_is_true(json_object_get(c, "ktls")) ? ", kTLS)" : ")") : "");
+		fprintf(f, "%-5llu %-22s %-14s %-5s %s\n",
+			(unsigned long long)ctl_get_u64(c, "id"), ctl_get_str(c, "peer", "?"),
+			ctl_get_str(c, "state", "?"), tls ? "yes" : "no", peer);
+	}
 }
 
 /* Keys the tables below show; anything else is printed at the end, so a

@@ -23,6 +23,8 @@ uint64_t ctl_get_u64(json_t *obj, const char *key);
 const char *ctl_get_str(json_t *obj, const char *key, const char *dflt);
 
 void ctl_print_info(FILE *f, json_t *info);
+/* The "connections" reply as a table. */
+void ctl_print_connections(FILE *f, json_t *o);
 /* Known keys in tables; keys it does not know at the end, so a newer
  * daemon's counters still show. */
 void ctl_print_stats(FILE *f, json_t *stats);

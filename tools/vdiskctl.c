@@ -327,6 +327,32 @@ static int vdiskctl_run_info(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- connections, reload-tls ---- */
+
+static int vdiskctl_run_connections(struct cli *cli, int argc, char **argv)
+{
+	json_t *reply;
+
+	RUN_ARGS("connections");
+	r = vdiskctl_call(cli, vdiskctl_request("connections"), REPLY_TIMEOUT_MS, &reply);
+	if (r == EXIT_OK && !cli->json)
+		ctl_print_connections(stdout, reply);
+	json_decref(reply);
+	return r;
+}
+
+static int vdiskctl_run_reload_tls(struct cli *cli, int argc, char **argv)
+{
+	json_t *reply;
+
+	RUN_ARGS("reload-tls");
+	r = vdiskctl_call(cli, vdiskctl_request("reload-tls"), REPLY_TIMEOUT_MS, &reply);
+	if (r == EXIT_OK && !cli->json)
+		printf("TLS credentials reloaded\n");
+	json_decref(reply);
+	return r;
+}
+
 /* ---- stats ---- */
 
 struct watch_opts {
@@ -792,6 +818,12 @@ static const struct vcmd commands[] = {
 	  "  KEY=none removes one; 'none' removes all; keys not named stay.  In a\n"
 	  "  limit group this changes the group's limits, for every member.\n",
 	  vdiskctl_run_limit },
+	{ "connections", "", "NBD connections: peer, state, TLS and its peer", NULL,
+	  vdiskctl_run_connections },
+	{ "reload-tls", "", "read the TLS certificates and keys again",
+	  "  As SIGHUP does: new connections use the new credentials, established\n"
+	  "  ones keep theirs.  If the new files are bad the old ones stay.\n",
+	  vdiskctl_run_reload_tls },
 	{ "help", "[COMMAND]", "this help, or a command's", NULL, vdiskctl_run_help },
 	{ NULL, NULL, NULL, NULL, NULL },
 };

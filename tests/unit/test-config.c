@@ -56,7 +56,16 @@ static void test_every_key(void)
 		"limit = iops=2000,bps=50M\n"
 		"limit = read-iops=500\n"
 		"limit-group = tenant-a\n"
-		"shutdown-timeout = 5\n";
+		"shutdown-timeout = 5\n"
+		"max-peer-connections = 2\n"
+		"buffer-limit = 64M\n"
+		"on-write-error = enospc\n"
+		"on-read-error = pause\n"
+		"tls = require\n"
+		"tls-certificates = /etc/pki/vdiskd\n"
+		"tls-psk = /etc/vdiskd/keys.psk\n"
+		"tls-verify-peer = yes\n"
+		"handshake-timeout = 3\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -80,6 +89,15 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.limits.read_iops, 500);
 	CHECK(strcmp(cfg.limit_group, "tenant-a") == 0);
 	CHECK_EQ(cfg.shutdown_timeout, 5);
+	CHECK_EQ(cfg.max_peer_connections, 2);
+	CHECK_EQ(cfg.buffer_limit, 64ull << 20);
+	CHECK_EQ(cfg.on_write_error, VBD_ERR_ENOSPC);
+	CHECK_EQ(cfg.on_read_error, VBD_ERR_PAUSE);
+	CHECK_EQ(cfg.tls, NBD_TLS_REQUIRE);
+	CHECK(strcmp(cfg.tls_certificates, "/etc/pki/vdiskd") == 0);
+	CHECK(strcmp(cfg.tls_psk, "/etc/vdiskd/keys.psk") == 0);
+	CHECK(cfg.tls_verify_peer);
+	CHECK_EQ(cfg.handshake_timeout, 3);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
@@ -253,6 +271,14 @@ static const struct bad_case bad_cases[] = {
 	  "'many' is not a number from 1 to 65536" },
 	{ "shutdown-timeout = 0\n", 0, "t.conf:1: key 'shutdown-timeout': '0' is not a "
 	  "number from 1 to 86400" },
+	{ "buffer-limit = 1K\n", 0, "t.conf:1: key 'buffer-limit': '1K' is not a size of at "
+	  "least 1M (e.g. 256M, 1G)" },
+	{ "on-write-error = maybe\n", 0, "t.conf:1: key 'on-write-error': 'maybe' is not "
+	  "report, enospc or pause" },
+	{ "on-read-error = enospc\n", 0, "t.conf:1: key 'on-read-error': 'enospc' is not "
+	  "report or pause" },
+	{ "max-peer-connections = 0\n", 0, "t.conf:1: key 'max-peer-connections': '0' is "
+	  "not a number from 1 to 65536" },
 	{ "limit = iops=-1\n", 0,
 	  "t.conf:1: key 'limit': iops: negative value \"-1\"" },
 	{ "limit = bogus=1\n", 0,
