@@ -340,7 +340,10 @@ static void nbd_tx_parse_loop(struct nbd_conn *c)
 			nbd_tx_bad_magic(c);
 			return;
 		}
-		if (c->srv && !vbd_buffer_room(c->srv->vbd, nbd_tx_buffer_need(c, &r))) {
+		/* The header's length bounds what a request can ask for: only
+		 * near the budget is the exact need worked out. */
+		if (c->srv && !vbd_buffer_room(c->srv->vbd, r.len) &&
+		    !vbd_buffer_room(c->srv->vbd, nbd_tx_buffer_need(c, &r))) {
 			/* The daemon's budget is spent: wait, reading nothing,
 			 * until buffers come back (the header stays unparsed). */
 			c->throttled = true;
