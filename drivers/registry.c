@@ -13,10 +13,11 @@
 #include "drivers/driver.h"
 
 /* Order matters for detection: formats with a detect() callback are asked
- * in turn; raw takes whatever nobody claims.  vhd goes here once built. */
+ * in turn; raw takes whatever nobody claims. */
 static const struct vd_driver *const drivers[] = {
 	&vd_raw_driver,
 	&vd_ram_driver,
+	&vd_vhd_driver,
 };
 
 #define NR_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
