@@ -49,13 +49,20 @@ struct vhd_piece {
 	uint32_t first, count;
 };
 
+/* Sub-I/Os sent to another image find their owner by their address:
+ * the image's driver may use the vd_io's scratch fields. */
+struct vhd_alloc_io {
+	struct vd_io io;
+	struct vhd_alloc *a;
+};
+
 struct vhd_alloc {
 	struct vhd_req *r;
 	struct vhd_bm *e;
 	uint32_t first, count;
 	unsigned pending;
 	int err;
-	struct vd_io ios[3];
+	struct vhd_alloc_io ios[3];
 };
 
 static struct vhd_req *req_of_wait(struct vhd_wait *w)
@@ -110,7 +117,7 @@ static void req_put(struct vhd_req *r, int err)
 
 static void piece_done(struct vd_io *child, int err)
 {
-	struct vhd_piece *p = child->drv_ptr;
+	struct vhd_piece *p = (struct vhd_piece *)child;
 	struct vhd_req *r = p->r;
 
 	if (p->e) {
@@ -141,7 +148,6 @@ static bool piece_send(struct vhd_req *r, struct vd_image *img, enum vd_op op,
 	p->child.buf = buf;
 	p->child.flags = flags;
 	p->child.complete = piece_done;
-	p->child.drv_ptr = p;
 	p->r = r;
 	p->e = e;
 	p->first = first;
@@ -318,7 +324,7 @@ int vhd_read(void *priv, struct vd_io *io)
 
 static void alloc_io_done(struct vd_io *io, int err)
 {
-	struct vhd_alloc *a = io->drv_ptr;
+	struct vhd_alloc *a = ((struct vhd_alloc_io *)io)->a;
 	struct vhd_req *r = a->r;
 
 	if (err && !a->err)
@@ -351,14 +357,14 @@ static bool wr_alloc(struct vhd_req *r, struct vhd_bm *e, uint64_t boff, uint64_
 	a->e = e;
 	a->first = (uint32_t)(boff / 512);
 	a->count = (uint32_t)(n / 512);
-	a->ios[nr++] = (struct vd_io){
+	a->ios[nr++].io = (struct vd_io){
 		.op = VD_OP_WRITE, .offset = bm_off, .len = v->bitmap_bytes, .buf = v->zeroes,
 	};
-	a->ios[nr++] = (struct vd_io){
+	a->ios[nr++].io = (struct vd_io){
 		.op = VD_OP_WRITE, .offset = data + boff, .len = n, .buf = buf,
 	};
 	if (boff + n < v->block_size)
-		a->ios[nr++] = (struct vd_io){
+		a->ios[nr++].io = (struct vd_io){
 			.op = VD_OP_WRITE, .offset = data + v->block_size - 512, .len = 512,
 			.buf = v->zeroes,
 		};
@@ -367,9 +373,9 @@ static bool wr_alloc(struct vhd_req *r, struct vhd_bm *e, uint64_t boff, uint64_
 	r->refs++;
 	a->pending = nr;
 	for (unsigned i = 0; i < nr; i++) {
-		a->ios[i].complete = alloc_io_done;
-		a->ios[i].drv_ptr = a;
-		vhd_submit(v->file, &a->ios[i]);
+		a->ios[i].io.complete = alloc_io_done;
+		a->ios[i].a = a;
+		vhd_submit(v->file, &a->ios[i].io);
 	}
 	return true;
 }

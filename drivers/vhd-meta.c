@@ -220,7 +220,7 @@ void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e)
 
 static void bm_load_done(struct vd_io *io, int err)
 {
-	struct vhd_bm *e = io->drv_ptr;
+	struct vhd_bm *e = (struct vhd_bm *)((char *)io - offsetof(struct vhd_bm, io));
 	struct vhd *v = e->v;
 
 	e->loaded = err == 0;
@@ -263,7 +263,6 @@ struct vhd_bm *vhd_bm_get(struct vhd *v, uint32_t block, struct vhd_wait *w, int
 	e->io = (struct vd_io){
 		.op = VD_OP_READ, .offset = (uint64_t)v->bat[block] * 512,
 		.len = v->bitmap_bytes, .buf = e->bits, .complete = bm_load_done,
-		.drv_ptr = e,
 	};
 	vhd_submit(v->file, &e->io);
 	return NULL;
@@ -348,10 +347,17 @@ bool vhd_meta_dirty(const struct vhd *v)
 
 /* ---- sync rounds ---- */
 
+/* Sub-I/Os find their round by address (the file's driver may use the
+ * vd_io's scratch fields). */
+struct vhd_round_io {
+	struct vd_io io;
+	struct vhd_round *r;
+};
+
 struct vhd_round {
 	struct vhd *v;
 	struct vhd_wait *members;
-	struct vd_io flush;
+	struct vhd_round_io flush;
 	int stage;			/* 1: first flush, 2: writes, 3: second flush */
 	unsigned pending;
 	int err;
@@ -362,7 +368,7 @@ struct vhd_round {
 	bool footer;
 	uint64_t footer_off;
 	uint8_t *buf;			/* bitmaps, then BAT sectors, then the footer */
-	struct vd_io *ios;
+	struct vhd_round_io *ios;
 };
 
 static void round_start(struct vhd *v);
@@ -402,7 +408,7 @@ static void round_step(struct vhd_round *r);
 
 static void round_io_done(struct vd_io *io, int err)
 {
-	struct vhd_round *r = io->drv_ptr;
+	struct vhd_round *r = ((struct vhd_round_io *)io)->r;
 
 	if (err && !r->err)
 		r->err = err;
@@ -423,41 +429,40 @@ static void round_step(struct vhd_round *r)
 		r->stage = 2;
 		r->pending = 1;
 		for (unsigned i = 0; i < r->nr_bms; i++, n++)
-			r->ios[n] = (struct vd_io){
+			r->ios[n].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = bm, .buf = r->buf + (size_t)i * bm,
 				.offset = (uint64_t)v->bat[r->bms[i]->block] * 512,
 			};
 		for (unsigned i = 0; i < r->nr_bat; i++, n++)
-			r->ios[n] = (struct vd_io){
+			r->ios[n].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = 512,
 				.buf = r->buf + (size_t)r->nr_bms * bm + (size_t)i * 512,
 				.offset = v->bat_offset + (uint64_t)r->bat_secs[i] * 512,
 			};
 		if (r->footer)
-			r->ios[n++] = (struct vd_io){
+			r->ios[n++].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = 512, .offset = r->footer_off,
 				.buf = r->buf + (size_t)r->nr_bms * bm + (size_t)r->nr_bat * 512,
 			};
 		for (unsigned i = 0; i < n; i++) {
-			r->ios[i].complete = round_io_done;
-			r->ios[i].drv_ptr = r;
+			r->ios[i].io.complete = round_io_done;
+			r->ios[i].r = r;
 			r->pending++;
-			vhd_submit(v->file, &r->ios[i]);
+			vhd_submit(v->file, &r->ios[i].io);
 		}
-		round_io_done(&r->flush, 0);	/* our own reference */
+		round_io_done(&r->flush.io, 0);	/* our own reference */
 		return;
 	}
 	/* After the first flush with nothing to write, or after the writes. */
 	r->stage = 3;
 	r->pending = 1;
-	r->flush = (struct vd_io){
-		.op = VD_OP_FLUSH, .complete = round_io_done, .drv_ptr = r,
-	};
+	r->flush.io = (struct vd_io){ .op = VD_OP_FLUSH, .complete = round_io_done };
+	r->flush.r = r;
 	if (r->nr_bms + r->nr_bat + r->footer == 0) {
 		round_finish(r);
 		return;
 	}
-	vhd_submit(v->file, &r->flush);
+	vhd_submit(v->file, &r->flush.io);
 }
 
 static void round_start(struct vhd *v)
@@ -528,10 +533,9 @@ static void round_start(struct vhd *v)
 	v->round = r;
 	r->stage = 1;
 	r->pending = 1;
-	r->flush = (struct vd_io){
-		.op = VD_OP_FLUSH, .complete = round_io_done, .drv_ptr = r,
-	};
-	vhd_submit(v->file, &r->flush);
+	r->flush.io = (struct vd_io){ .op = VD_OP_FLUSH, .complete = round_io_done };
+	r->flush.r = r;
+	vhd_submit(v->file, &r->flush.io);
 	return;
 nomem:
 	{
