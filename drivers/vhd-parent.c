@@ -98,12 +98,13 @@ static int join_path(const char *child, const char *rel, char *out, size_t outca
 	char tmp[4096];
 	int n;
 
-	if (rel[0] == '/')
+	while (rel[0] == '.' && rel[1] == '/')
+		rel += 2;
+	snprintf(tmp, sizeof(tmp), "%s", child);
+	if (rel[0] == '/' || strcmp(dirname(tmp), ".") == 0)
 		n = snprintf(out, outcap, "%s", rel);
-	else {
-		snprintf(tmp, sizeof(tmp), "%s", child);
-		n = snprintf(out, outcap, "%s/%s", dirname(tmp), rel);
-	}
+	else
+		n = snprintf(out, outcap, "%s/%s", tmp, rel);
 	return n < 0 || (size_t)n >= outcap ? -ENAMETOOLONG : 0;
 }
 
