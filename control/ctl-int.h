@@ -82,7 +82,12 @@ extern const struct ctl_cmd_entry cmd_flush_entry;
 extern const struct ctl_cmd_entry cmd_reopen_entry;
 extern const struct ctl_cmd_entry cmd_shutdown_entry;
 extern const struct ctl_cmd_entry cmd_log_level_entry;
+extern const struct ctl_cmd_entry cmd_snapshot_entry;
 extern const struct ctl_cmd_entry *const ctl_cmd_table[];	/* NULL-ended */
+
+/* cmd-snapshot.c: the image chain as [{"image","driver"}...], leaf first. */
+struct vbd;
+json_t *cmd_chain_array(struct vbd *vbd);
 
 /* ctl-dispatch.c */
 
