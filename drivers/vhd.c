@@ -35,18 +35,42 @@ static struct {
 } vhd_chain[VHD_MAX_CHAIN];
 static unsigned vhd_chain_len;
 
+/* A footer whose checksum is bad but whose structure says VHD beyond
+ * doubt: a dynamic header where it points, or a fixed disk's size that is
+ * exactly the file's.  Such an image is claimed, so that opening it fails
+ * naming the checksum instead of serving VHD metadata as raw data; a raw
+ * image that merely ends in "conectix" does not pass this. */
+static bool vhd_detect_damaged(int fd, const uint8_t *f, uint64_t size)
+{
+	uint8_t cookie[8];
+	uint64_t off = vhd_get64(f + 16);
+
+	if (memcmp(f, "conectix", 8))
+		return false;
+	if (vhd_get32(f + 60) == VHD_TYPE_FIXED)
+		return vhd_get64(f + 48) == size - VHD_FOOTER_SIZE;
+	return off >= VHD_FOOTER_SIZE && off < size && size - off >= 8 &&
+	       vhd_pread_all(fd, cookie, 8, off) == 0 && memcmp(cookie, "cxsparse", 8) == 0;
+}
+
 static bool vhd_detect(int fd, uint64_t size)
 {
-	uint8_t buf[VHD_FOOTER_SIZE];
+	uint8_t end[VHD_FOOTER_SIZE], copy[VHD_FOOTER_SIZE];
+	bool have_end, have_copy;
 
 	if (size < VHD_FOOTER_SIZE)
 		return false;
-	if (vhd_pread_all(fd, buf, sizeof(buf), size - VHD_FOOTER_SIZE) == 0 &&
-	    vhd_detect_footer(buf))
+	have_end = vhd_pread_all(fd, end, sizeof(end), size - VHD_FOOTER_SIZE) == 0;
+	if (have_end && vhd_detect_footer(end))
 		return true;
 	/* A dynamic image whose end lost its footer in a crash: the copy. */
-	return size >= 3 * VHD_FOOTER_SIZE && vhd_pread_all(fd, buf, sizeof(buf), 0) == 0 &&
-	       vhd_detect_footer(buf) && vhd_get32(buf + 60) != VHD_TYPE_FIXED;
+	have_copy = size >= VHD_FOOTER_SIZE &&
+		    vhd_pread_all(fd, copy, sizeof(copy), 0) == 0;
+	if (have_copy && vhd_detect_footer(copy) && vhd_get32(copy + 60) != VHD_TYPE_FIXED)
+		return true;
+	return (have_end && vhd_detect_damaged(fd, end, size)) ||
+	       (have_copy && vhd_get32(copy + 60) != VHD_TYPE_FIXED &&
+		vhd_detect_damaged(fd, copy, size));
 }
 
 static void uuid_str(const uint8_t u[16], char out[37])
