@@ -169,9 +169,12 @@ static uint64_t min64(uint64_t a, uint64_t b)
 static void rd_issue(struct vhd_req *r)
 {
 	struct vhd *v = r->v;
-	uint8_t *buf = (uint8_t *)r->io->buf + (r->acc_pos - r->io->offset);
+	uint8_t *buf;
 	uint64_t n;
 
+	if (r->acc == ACC_NONE)
+		return;
+	buf = (uint8_t *)r->io->buf + (r->acc_pos - r->io->offset);
 	switch (r->acc) {
 	case ACC_FILE:
 		piece_send(r, v->file, VD_OP_READ, r->acc_file, r->acc_len, buf, 0, NULL, 0, 0);

@@ -228,9 +228,19 @@ static void bm_load_done(struct vd_io *io, int err)
 	if (err)
 		log_errno(LOG_LVL_ERR, err, "vhd: %s: reading the bitmap of block %u",
 			  v->path, e->block);
-	/* Pinned while the waiters run: the first may evict otherwise. */
-	bm_wake(e, err);
-	vhd_bm_unpin(v, e);
+	/* Nothing of v may be touched once the waiters ran: the last request
+	 * to complete may get the image closed (a reopen after a drain). */
+	{
+		struct vhd_wait *w = e->waiters;
+
+		e->waiters = NULL;
+		vhd_bm_unpin(v, e);
+		while (w) {
+			struct vhd_wait *n = w->next;
+			w->resume(w, err);
+			w = n;
+		}
+	}
 }
 
 void vhd_bm_wait(struct vhd_bm *e, struct vhd_wait *w)
@@ -387,21 +397,25 @@ static void round_finish(struct vhd_round *r)
 		if (r->footer)
 			v->footer_dirty = true;
 	}
+	int err = r->err;
+
 	for (unsigned i = 0; i < r->nr_bms; i++)
 		vhd_bm_unpin(v, r->bms[i]);
 	v->round = NULL;
-	while (w) {
-		struct vhd_wait *n = w->next;
-		w->resume(w, r->err);
-		w = n;
-	}
 	free(r->bms);
 	free(r->bat_secs);
 	free(r->buf);
 	free(r->ios);
 	free(r);
-	if (v->sync_next && !v->round)
+	if (v->sync_next)
 		round_start(v);
+	/* Last: once the members are told, v may be gone (a snapshot closes
+	 * the image from its flush's completion). */
+	while (w) {
+		struct vhd_wait *n = w->next;
+		w->resume(w, err);
+		w = n;
+	}
 }
 
 static void round_step(struct vhd_round *r);
