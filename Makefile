@@ -29,7 +29,7 @@ endif
 # One static library per layer, linked top down; scripts/check-layers
 # fails the build when a file includes a layer above its own.
 LAYERS    := common queue drivers core frontends control daemon tools
-MAINS     := daemon/main.c tools/vdiskctl.c
+MAINS     := daemon/main.c tools/vdiskctl.c tools/vdisk-img.c
 define layer_lib
 $(1)_SRCS := $$(filter-out $$(MAINS),$$(wildcard $(1)/*.c))
 $(1)_LIB  := $$(BUILD)/lib$(1).a
@@ -47,7 +47,7 @@ UNIT_SRCS := $(wildcard tests/unit/test-*.c)
 UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(wildcard tests/lib/*.c)
 HELPERS   := $(HELPER_SRCS:tests/lib/%.c=$(BUILD)/tests/%)
-PROGS     := $(BUILD)/vdiskd $(BUILD)/vdiskctl
+PROGS     := $(BUILD)/vdiskd $(BUILD)/vdiskctl $(BUILD)/vdisk-img
 
 all: $(PROGS)
 
@@ -61,6 +61,10 @@ $(BUILD)/vdiskd: $(BUILD)/daemon/main.o $(DAEMON_LIBS)
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/vdiskctl: $(BUILD)/tools/vdiskctl.o $(TOOLS_LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/vdisk-img: $(BUILD)/tools/vdisk-img.o $(TOOLS_LIBS)
 	@echo "  LD      $@"
 	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -29,6 +29,7 @@ static int cmd_info_exec(struct ctl_request *req)
 	json_object_set_new(r, "name", ctl_json_string(vbd_name(vbd)));
 	json_object_set_new(r, "image", ctl_json_string(vbd_image(vbd)));
 	json_object_set_new(r, "driver", ctl_json_string(vbd_driver_name(vbd)));
+	json_object_set_new(r, "chain", cmd_chain_array(vbd));
 	json_object_set_new(r, "size", json_integer((json_int_t)vi->size));
 	json_object_set_new(r, "logical_block", json_integer(vi->logical_block));
 	json_object_set_new(r, "physical_block", json_integer(vi->physical_block));

@@ -14,5 +14,6 @@ const struct ctl_cmd_entry *const ctl_cmd_table[] = {
 	&cmd_limit_entry,
 	&cmd_connections_entry,
 	&cmd_reload_tls_entry,
+	&cmd_snapshot_entry,
 	NULL,
 };

@@ -85,7 +85,12 @@ extern const struct ctl_cmd_entry cmd_log_level_entry;
 extern const struct ctl_cmd_entry cmd_limit_entry;
 extern const struct ctl_cmd_entry cmd_connections_entry;
 extern const struct ctl_cmd_entry cmd_reload_tls_entry;
+extern const struct ctl_cmd_entry cmd_snapshot_entry;
 extern const struct ctl_cmd_entry *const ctl_cmd_table[];	/* NULL-ended */
+
+/* cmd-snapshot.c: the image chain as [{"image","driver"}...], leaf first. */
+struct vbd;
+json_t *cmd_chain_array(struct vbd *vbd);
 
 /* ctl-dispatch.c */
 

@@ -113,5 +113,8 @@ bool vbd_limit_hold(struct vbd *vbd, struct vbd_req *req);
 void vbd_check_drained(struct vbd *vbd);
 void vbd_deferred_cb(int fd, short what, void *arg);
 void vbd_pool_free_all(struct vbd *vbd);
+/* vbd_reopen with a driver named (NULL: as vbd_reopen chooses). */
+int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
+		      bool allow_resize);
 
 #endif

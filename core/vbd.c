@@ -112,6 +112,12 @@ void vbd_close(struct vbd *vbd)
 
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 {
+	return vbd_reopen_driver(vbd, image, NULL, allow_resize);
+}
+
+int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
+		      bool allow_resize)
+{
 	struct vd_image *img;
 	uint64_t size;
 	char *path;
@@ -122,7 +128,9 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	path = strdup(image ? image : vbd->image);
 	if (!path)
 		return -ENOMEM;
-	r = vd_image_open(path, vbd->driver_forced ? vbd_driver_name(vbd) : NULL,
+	if (!driver && vbd->driver_forced)
+		driver = vbd_driver_name(vbd);
+	r = vd_image_open(path, driver,
 			  &vbd->open_opts, &vbd->env, &img);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "reopen %s failed, keeping %s", path, vbd->image);

@@ -190,6 +190,16 @@ void vbd_flush(struct vbd *vbd, vbd_cb *cb, void *arg);
  * change is refused (-EBUSY) when allow_resize is false. */
 int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize);
 
+/* core/vbd-snapshot.c.  Live snapshot: pause (drain), flush, create
+ * newfile as a differencing VHD child of the current image (VHD or raw),
+ * reopen on it, resume when it was running.  On failure the disk stays on
+ * the old image; cb gets the error and a message (NULL on success). */
+typedef void vbd_snapshot_cb(void *arg, int err, const char *msg);
+void vbd_snapshot(struct vbd *vbd, const char *newfile, vbd_snapshot_cb *cb, void *arg);
+/* The image chain, leaf first: up to max paths and driver names. */
+unsigned vbd_chain(const struct vbd *vbd, const char **paths, const char **drivers,
+		   unsigned max);
+
 void vbd_connection_add(struct vbd *vbd, int delta);
 
 /* Why the disk is paused ("" when it is not): "operator", or the error

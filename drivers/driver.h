@@ -173,10 +173,13 @@ struct vd_driver {
 	int (*trim)(void *priv, struct vd_io *io);		/* optional */
 	int (*write_zeroes)(void *priv, struct vd_io *io);	/* optional */
 	int (*block_status)(void *priv, struct vd_io *io);	/* optional */
+	/* Optional: the backing image this one reads through (a VHD's parent). */
+	struct vd_image *(*backing)(void *priv);
 };
 
 extern const struct vd_driver vd_raw_driver;
 extern const struct vd_driver vd_ram_driver;
+extern const struct vd_driver vd_vhd_driver;
 
 /* drivers/registry.c */
 const struct vd_driver *vd_driver_find(const char *name);
@@ -195,6 +198,10 @@ int vd_image_open(const char *image, const char *driver, const struct vd_open_op
 void vd_image_close(struct vd_image *img);
 const struct vd_info *vd_image_info(const struct vd_image *img);
 const struct vd_driver *vd_image_driver(const struct vd_image *img);
+/* The path it was opened with. */
+const char *vd_image_path(const struct vd_image *img);
+/* The image it reads through (a differencing VHD's parent), or NULL. */
+struct vd_image *vd_image_backing(const struct vd_image *img);
 
 /* Sends io (op and its fields filled, complete set) to the image's
  * driver.  Returns as a driver op does (rule 1): an op the driver lacks

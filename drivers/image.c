@@ -12,6 +12,7 @@ struct vd_image {
 	const struct vd_driver *drv;
 	void *priv;
 	struct vd_info info;
+	char *path;
 };
 
 int vd_image_open(const char *image, const char *driver, const struct vd_open_opts *opts,
@@ -32,12 +33,19 @@ int vd_image_open(const char *image, const char *driver, const struct vd_open_op
 		return -ENOMEM;
 	}
 	img->drv = drv;
+	img->path = strdup(image);
+	if (!img->path) {
+		free(img);
+		log_errno(LOG_LVL_ERR, ENOMEM, "%s", image);
+		return -ENOMEM;
+	}
 	/* The driver says what went wrong, once; running out of memory is
 	 * ours to report. */
 	r = drv->open(image, opts, env, &img->info, &img->priv);
 	if (r == -ENOMEM)
 		log_errno(LOG_LVL_ERR, r, "%s: %s", drv->name, image);
 	if (r < 0) {
+		free(img->path);
 		free(img);
 		return r;
 	}
@@ -56,6 +64,7 @@ void vd_image_close(struct vd_image *img)
 	if (!img)
 		return;
 	img->drv->close(img->priv);
+	free(img->path);
 	free(img);
 }
 
@@ -67,6 +76,16 @@ const struct vd_info *vd_image_info(const struct vd_image *img)
 const struct vd_driver *vd_image_driver(const struct vd_image *img)
 {
 	return img->drv;
+}
+
+const char *vd_image_path(const struct vd_image *img)
+{
+	return img->path;
+}
+
+struct vd_image *vd_image_backing(const struct vd_image *img)
+{
+	return img->drv->backing ? img->drv->backing(img->priv) : NULL;
 }
 
 int vd_image_submit(struct vd_image *img, struct vd_io *io)

@@ -35,6 +35,7 @@ struct raw {
 	bool direct;
 	uint32_t align;		/* offsets and lengths served without RMW */
 	uint32_t mem_align;	/* bounce buffers */
+	uint32_t buf_align;	/* callers' buffers served without a bounce */
 	uint64_t size;
 	struct tqueue *q;
 
@@ -63,6 +64,14 @@ static inline uint64_t align_up(uint64_t v, uint32_t a) { return align_down(v + 
 static inline bool raw_aligned(const struct raw *r, uint64_t off, uint64_t len)
 {
 	return ((off | len) & (r->align - 1)) == 0;
+}
+
+/* Under O_DIRECT: offset, length and buffer all fit what the kernel takes
+ * (a backing image's user, such as vhd, may pass 512-aligned buffers). */
+static inline bool raw_direct_ok(const struct raw *r, const struct vd_io *io)
+{
+	return raw_aligned(r, io->offset, io->len) &&
+	       ((uintptr_t)io->buf & (r->buf_align - 1)) == 0;
 }
 
 static inline bool raw_unsupported(long err)

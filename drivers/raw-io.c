@@ -45,7 +45,7 @@ int raw_read(void *priv, struct vd_io *io)
 {
 	struct raw *r = priv;
 
-	if (r->direct && !raw_aligned(r, io->offset, io->len))
+	if (r->direct && !raw_direct_ok(r, io))
 		return raw_read_unaligned(r, io);
 	tiocb_prep_read(&io->tiocb, r->fd, io->buf, io->len, io->offset,
 			raw_io_done, io);
@@ -92,6 +92,14 @@ static void raw_rmw_run(struct raw_lock *l)
 	bool tail_rd = io->offset + io->len != l->end && !(head_rd && tail == l->start);
 
 	s->reads = head_rd + tail_rd;
+	if (!s->reads) {
+		/* Aligned, but the caller's buffer is not: straight to the
+		 * write from the bounce buffer. */
+		s->reads = 1;
+		io->tiocb.data = s;
+		raw_rmw_read_done(&io->tiocb, 0);
+		return;
+	}
 	if (head_rd) {
 		tiocb_prep_read(&io->tiocb, r->fd, s->bounce, r->align, l->start,
 				raw_rmw_read_done, s);
@@ -124,7 +132,7 @@ int raw_write(void *priv, struct vd_io *io)
 {
 	struct raw *r = priv;
 
-	if (r->direct && !raw_aligned(r, io->offset, io->len))
+	if (r->direct && !raw_direct_ok(r, io))
 		return raw_write_rmw(r, io);
 	tiocb_prep_write(&io->tiocb, r->fd, io->buf, io->len, io->offset,
 			 raw_io_done, io);

@@ -270,6 +270,7 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 	info->size = r->size;
 	info->read_only = opts->read_only;
 	info->direct = r->direct;
+	r->buf_align = r->mem_align;
 	if (r->mem_align < 4096)
 		r->mem_align = 4096;	/* bounce buffers: page-aligned anyway */
 	tq_probe_fd(r->q, r->fd, &caps);

@@ -13,10 +13,11 @@
 #include "drivers/driver.h"
 
 /* Order matters for detection: formats with a detect() callback are asked
- * in turn; raw takes whatever nobody claims.  vhd goes here once built. */
+ * in turn; raw takes whatever nobody claims. */
 static const struct vd_driver *const drivers[] = {
 	&vd_raw_driver,
 	&vd_ram_driver,
+	&vd_vhd_driver,
 };
 
 #define NR_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
@@ -73,8 +74,14 @@ const struct vd_driver *vd_driver_detect(const char *image)
 		/* Opened only when some format can look at it (the VHD
 		 * footer check); a failure here is reported by raw's open. */
 		if (fd < 0) {
-			fd = open(image, O_RDONLY | O_CLOEXEC);
+			struct stat st;
+
+			/* O_NONBLOCK: a FIFO must not wait for a writer here;
+			 * only files and devices are looked at. */
+			fd = open(image, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 			if (fd < 0)
+				break;
+			if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
 				break;
 		}
 		if (drivers[i]->detect(fd, registry_image_size(fd))) {

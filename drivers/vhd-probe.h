@@ -46,4 +46,20 @@ int vhd_probe_fd(int fd, const char *name, struct vhd_image_meta *out, char *msg
 int vhd_pread_all(int fd, void *buf, size_t len, uint64_t off);
 int vhd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
+/* drivers/vhd-parent.c.  Loads the BAT of a dynamic or differencing image
+ * (host order, malloc'd) and checks it: every block inside the file and
+ * past the metadata (vhd_bat_check), no two blocks overlapping. */
+int vhd_bat_load(int fd, const char *name, const struct vhd_image_meta *m, uint32_t **bat,
+		 char *msg, size_t msglen);
+/* Names the first pair of allocated entries whose blocks (bitmap + data)
+ * overlap. */
+int vhd_bat_overlap(const uint32_t *bat, uint32_t entries, uint32_t block_size,
+		    char *msg, size_t msglen);
+/* The parent file of a differencing image: the first locator, in the
+ * order W2ru (relative to the child's directory), W2ku, MacX, that names
+ * an existing file; else the header's parent name beside the child.
+ * -ENOENT with the paths tried in msg. */
+int vhd_parent_find(int fd, const char *child, const struct vhd_image_meta *m,
+		    char *out, size_t outcap, char *msg, size_t msglen);
+
 #endif

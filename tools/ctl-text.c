@@ -93,6 +93,18 @@ void ctl_print_info(FILE *f, json_t *o)
 	ctl_text_kv(f, 16, "name", ctl_get_str(o, "name", "?"));
 	ctl_text_kv(f, 16, "image", ctl_get_str(o, "image", "?"));
 	ctl_text_kv(f, 16, "driver", ctl_get_str(o, "driver", "?"));
+	{
+		json_t *chain = json_object_get(o, "chain"), *c;
+		char cl[4200];
+
+		json_array_foreach(chain, i, c) {
+			if (i == 0)
+				continue;
+			snprintf(cl, sizeof(cl), "%s (%s)", ctl_get_str(c, "image", "?"),
+				 ctl_get_str(c, "driver", "?"));
+			ctl_text_kv(f, 16, i == 1 ? "parents" : "", cl);
+		}
+	}
 	snprintf(line, sizeof(line), "%s (%llu bytes)",
 		 ctl_fmt_size(ctl_get_u64(o, "size"), b, sizeof(b)),
 		 (unsigned long long)ctl_get_u64(o, "size"));

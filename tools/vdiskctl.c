@@ -578,6 +578,45 @@ static int vdiskctl_run_reopen(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- snapshot ---- */
+
+static int vdiskctl_run_snapshot(struct cli *cli, int argc, char **argv)
+{
+	const struct vcmd *self = vdiskctl_find_cmd("snapshot");
+	char abs[PATH_MAX];
+	const char *file = NULL;
+	json_t *req, *reply, *chain, *v;
+	size_t i;
+	int r;
+
+	r = vdiskctl_parse_args(cli, self, argc, argv, &file);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (!file || !*file)
+		return vdiskctl_usage_error("snapshot: NEWFILE is missing");
+	if (file[0] != '/') {
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    snprintf(abs, sizeof(abs), "%s/%s", cwd, file) >= (int)sizeof(abs))
+			return vdiskctl_usage_error("snapshot: cannot make %s an absolute path", file);
+		file = abs;
+	}
+	req = vdiskctl_request("snapshot");
+	json_object_set_new(req, "file", json_string(file));
+	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
+	if (r == EXIT_OK && !cli->json) {
+		printf("snapshot: now writing to %s\n", ctl_get_str(reply, "image", "?"));
+		chain = json_object_get(reply, "chain");
+		json_array_foreach(chain, i, v)
+			if (i > 0)
+				printf("  parent %s (%s)\n", ctl_get_str(v, "image", "?"),
+				       ctl_get_str(v, "driver", "?"));
+	}
+	json_decref(reply);
+	return r;
+}
+
 /* ---- log-level ---- */
 
 static int vdiskctl_run_log_level(struct cli *cli, int argc, char **argv)
@@ -808,6 +847,11 @@ static const struct vcmd commands[] = {
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
 	  vdiskctl_run_reopen },
+	{ "snapshot", "NEWFILE", "live snapshot: NEWFILE, a differencing VHD, takes the writes",
+	  "  Pauses (drains), flushes, creates NEWFILE as a differencing VHD child\n"
+	  "  of the current image (VHD or raw), reopens on it and resumes.  The\n"
+	  "  old image becomes its read-only parent.  On failure the disk stays\n"
+	  "  on the old image and NEWFILE is not left behind.\n", vdiskctl_run_snapshot },
 	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
 	  vdiskctl_run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,

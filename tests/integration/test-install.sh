@@ -22,8 +22,10 @@ check "make install DESTDIR=... PREFIX=/usr" install_to DESTDIR="$D" PREFIX=/usr
 cat >"$T/expected" <<'EOF'
 0755 usr/sbin/vdiskd
 0755 usr/sbin/vdiskctl
+0755 usr/sbin/vdisk-img
 0644 usr/share/man/man8/vdiskd.8
 0644 usr/share/man/man8/vdiskctl.8
+0644 usr/share/man/man8/vdisk-img.8
 0644 usr/share/man/man5/vdiskd.conf.5
 0644 usr/lib/systemd/system/vdiskd@.service
 0644 usr/lib/systemd/system/vdiskd@.socket
@@ -55,6 +57,7 @@ check "the socket unit listens on /run/vdiskd/%i.nbd" \
 	grep -qx 'ListenStream=/run/vdiskd/%i.nbd' "$U/vdiskd@.socket"
 check "the installed vdiskd runs" sh -c "'$D/usr/sbin/vdiskd' --version | grep -q '^vdiskd '"
 check "the installed vdiskctl runs" sh -c "'$D/usr/sbin/vdiskctl' --help >/dev/null"
+check "the installed vdisk-img runs" sh -c "'$D/usr/sbin/vdisk-img' --help >/dev/null"
 
 # PREFIX and SYSCONFDIR are honoured by the units too.
 D2=$T/dest-local

@@ -238,7 +238,7 @@ static const struct bad_case bad_cases[] = {
 	{ "image =   \t\n", 0, "t.conf:1: key 'image': no value after '='" },
 	/* bad values, one per key that checks its value */
 	{ "driver = qcow2\n", 0, "t.conf:1: key 'driver': unknown driver 'qcow2' "
-	  "(drivers: raw, ram)" },
+	  "(drivers: raw, ram, vhd)" },
 	{ "listen = /run/x.nbd\n", 0, "t.conf:1: key 'listen': '/run/x.nbd' is "
 	  "not unix:PATH or tcp:HOST:PORT" },
 	{ "listen = unix:\n", 0, "t.conf:1: key 'listen': 'unix:' is not "

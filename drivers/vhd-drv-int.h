@@ -1,0 +1,141 @@
+/* The vhd driver's internals, shared by drivers/vhd.c (open, close, the
+ * chain), drivers/vhd-meta.c (BAT, bitmap cache, allocation, metadata
+ * sync) and drivers/vhd-io.c (the data path).  The on-disk format is in
+ * drivers/vhd-format.h; nothing here does file I/O on the main thread
+ * after open: every read and write is a vd_io sent to `file`, a raw
+ * image of the same path (so raw's O_DIRECT alignment handling, bounce
+ * reads and read-modify-write apply), or to `parent`.
+ *
+ * Metadata ordering (docs/architecture.md, "The VHD driver"): data is
+ * written in place and acknowledged; the bitmap bits and BAT entries that
+ * make it visible are kept dirty in memory and written by a *sync round*
+ * (a FLUSH, a FUA write, or a full cache): fdatasync, then the dirty
+ * bitmaps, BAT sectors and the footer, then fdatasync. */
+#ifndef VHD_DRV_INT_H
+#define VHD_DRV_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "drivers/driver.h"
+#include "drivers/vhd-probe.h"
+
+#define VHD_MAX_CHAIN 32		/* images in a chain, leaf included */
+#define VHD_CACHE_BYTES (4u << 20)	/* bitmap cache bound (soft, see vhd-meta.c) */
+#define VHD_CACHE_MIN 64		/* entries, whatever the bitmap size */
+#define VHD_DATA_ALIGN 4096u		/* new blocks' data starts aligned */
+
+struct vhd;
+struct vhd_req;
+
+/* Something waiting for a bitmap entry (load, allocation commit) or a
+ * sync round. */
+struct vhd_wait {
+	struct vhd_wait *next;
+	void (*resume)(struct vhd_wait *w, int err);
+};
+
+/* One cached sector bitmap. */
+struct vhd_bm {
+	uint32_t block;
+	uint8_t *bits;			/* bitmap_bytes, 4096-aligned */
+	unsigned pins;			/* users that need it to stay */
+	bool loaded;			/* bits valid */
+	bool dirty;			/* bits set that are not on disk */
+	bool allocating;		/* the block's allocation is in flight */
+	uint32_t alloc_sector;		/* where, while allocating */
+	int err;			/* the load failed */
+	struct vhd_wait *waiters;	/* for the load or the commit */
+	struct vhd_bm *hnext;
+	struct vhd_bm *prev, *next;	/* LRU, most recent first */
+	struct vd_io io;		/* the load */
+	struct vhd *v;
+};
+
+struct vhd_round;
+
+struct vhd {
+	char *path;
+	enum vhd_type type;
+	bool read_only;
+	struct vd_image *file;		/* raw, on the same path */
+	struct vd_image *parent;	/* differencing: read-only backing image */
+	uint64_t parent_size;
+	uint64_t size;			/* what the guest sees */
+	struct vhd_image_meta meta;
+	uint8_t footer_raw[VHD_FOOTER_SIZE];
+
+	/* Dynamic and differencing: */
+	uint32_t block_size, bitmap_bytes, spb;	/* spb: sectors per block */
+	unsigned block_shift;
+	uint32_t *bat;			/* host order; committed allocations only */
+	uint32_t bat_entries;
+	uint64_t bat_offset;
+	uint8_t *bat_dirty;		/* one bit per BAT sector */
+	uint32_t bat_sectors;
+	bool footer_dirty;		/* next_alloc moved since the footer was written */
+	uint64_t next_alloc;		/* first free byte past every block */
+
+	/* Bitmap cache. */
+	struct vhd_bm **hash;
+	uint32_t hash_mask;
+	unsigned nr_bm, max_bm;
+	struct vhd_bm *lru_head, *lru_tail;
+	unsigned allocs_inflight;
+
+	/* Sync rounds: one at a time; waiters for the next. */
+	struct vhd_round *round;
+	struct vhd_wait *sync_next, **sync_next_tail;
+
+	uint8_t *zeroes;		/* VHD_ZERO_CHUNK of zeroes, for WRITE_ZEROES */
+};
+
+#define VHD_ZERO_CHUNK (1u << 20)
+
+static inline uint64_t vhd_block_file_off(const struct vhd *v, uint32_t sector)
+{
+	return (uint64_t)sector * 512 + v->bitmap_bytes;
+}
+
+/* Sends io to img, completing it with the result when the op did not
+ * start (rule 1 of drivers/driver.h). */
+void vhd_submit(struct vd_image *img, struct vd_io *io);
+
+/* vhd-meta.c */
+int vhd_meta_init(struct vhd *v);
+void vhd_meta_free(struct vhd *v);
+/* The cached bitmap of an allocated block; NULL with *w queued when it
+ * is being loaded (w->resume runs once it is, with the load's result). */
+struct vhd_bm *vhd_bm_get(struct vhd *v, uint32_t block, struct vhd_wait *w, int *err);
+struct vhd_bm *vhd_bm_lookup(struct vhd *v, uint32_t block);
+/* Queues w until e's load or allocation ends. */
+void vhd_bm_wait(struct vhd_bm *e, struct vhd_wait *w);
+void vhd_bm_pin(struct vhd_bm *e);
+void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e);
+/* Starts allocating block: an entry with zero bits, pinned, allocating,
+ * at a sector past every other block.  -ENOSPC when the file would pass
+ * what a 32-bit sector number reaches; 1 with w queued for a sync round
+ * when the cache is full of dirty bitmaps. */
+int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vhd_bm **out);
+/* The allocation's writes are done: the BAT entry takes it (dirty). */
+void vhd_alloc_commit(struct vhd *v, struct vhd_bm *e, int err);
+/* Marks sectors [first, first+count) of e present; true when that changed
+ * anything (the bitmap is then dirty). */
+bool vhd_bm_set(struct vhd_bm *e, uint32_t first, uint32_t count);
+/* Queues w for the next sync round (starting one when none runs). */
+void vhd_sync(struct vhd *v, struct vhd_wait *w);
+bool vhd_meta_dirty(const struct vhd *v);
+/* The BAT sector holding block's entry is not on disk yet. */
+bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block);
+/* Close time: writes what is dirty with blocking calls. */
+void vhd_meta_sync_blocking(struct vhd *v);
+
+/* vhd-io.c */
+int vhd_read(void *priv, struct vd_io *io);
+int vhd_write(void *priv, struct vd_io *io);
+int vhd_flush(void *priv, struct vd_io *io);
+int vhd_trim(void *priv, struct vd_io *io);
+int vhd_write_zeroes(void *priv, struct vd_io *io);
+int vhd_block_status(void *priv, struct vd_io *io);
+
+#endif
