@@ -14,7 +14,7 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
              -Wno-unused-parameter -Wpointer-arith -Wformat=2
 CPPFLAGS  += -D_GNU_SOURCE -DVDISKD_VERSION='"$(VERSION)"' -I. -MMD -MP
 ALL_CFLAGS = -std=gnu11 -pthread $(WARN) $(CFLAGS)
-LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson -pthread
+LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson -lrbd -lrados -pthread
 
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -12,5 +12,6 @@ const struct ctl_cmd_entry *const ctl_cmd_table[] = {
 	&cmd_shutdown_entry,
 	&cmd_log_level_entry,
 	&cmd_limit_entry,
+	&cmd_snapshot_entry,
 	NULL,
 };

@@ -83,6 +83,7 @@ extern const struct ctl_cmd_entry cmd_reopen_entry;
 extern const struct ctl_cmd_entry cmd_shutdown_entry;
 extern const struct ctl_cmd_entry cmd_log_level_entry;
 extern const struct ctl_cmd_entry cmd_limit_entry;
+extern const struct ctl_cmd_entry cmd_snapshot_entry;
 extern const struct ctl_cmd_entry *const ctl_cmd_table[];	/* NULL-ended */
 
 /* ctl-dispatch.c */

@@ -38,6 +38,10 @@ enum cfg_key {
 	CFG_BUFFER_LIMIT,
 	CFG_ON_WRITE_ERROR,
 	CFG_ON_READ_ERROR,
+	CFG_CEPH_CONF,
+	CFG_CEPH_ID,
+	CFG_CEPH_TIMEOUT,
+	CFG_CEPH_OP_TIMEOUT,
 	CFG_NR_KEYS,
 };
 
@@ -61,6 +65,8 @@ struct vd_config {
 	char *name;
 	struct thr_limits limits;	/* every "limit" line, in order */
 	char *limit_group;
+	char *ceph_conf, *ceph_id;
+	unsigned ceph_timeout, ceph_op_timeout;
 };
 
 /* Parses len bytes of buf; file names the source in messages.  Returns 0,

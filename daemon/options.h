@@ -14,6 +14,7 @@ enum {
 	VD_MAX_CONNECTIONS = 65536,
 	VD_MAX_SHUTDOWN_TIMEOUT = 86400,
 	VD_MIN_BUFFER_LIMIT = 1024 * 1024,
+	VD_MAX_CEPH_TIMEOUT = 86400,
 };
 
 struct vd_config;
@@ -31,6 +32,8 @@ enum vd_opt_set {
 	VD_SET_BUFFER_LIMIT = 1u << 7,
 	VD_SET_ON_WRITE_ERROR = 1u << 8,
 	VD_SET_ON_READ_ERROR = 1u << 9,
+	VD_SET_CEPH_TIMEOUT = 1u << 10,
+	VD_SET_CEPH_OP_TIMEOUT = 1u << 11,
 };
 
 struct vd_options {
@@ -52,6 +55,10 @@ struct vd_options {
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */
 	const char *limit_group;	/* --limit-group NAME, or NULL */
+	const char *ceph_conf;		/* rbd: --ceph-conf FILE, or NULL */
+	const char *ceph_id;		/* rbd: --ceph-id NAME, or NULL */
+	unsigned ceph_timeout;		/* rbd: s; 0: default (30) */
+	unsigned ceph_op_timeout;	/* rbd: s; 0: wait forever */
 	const char *rundir;		/* $RUNDIR when a limit group needs it */
 	const char *config;		/* --config FILE, or NULL */
 	struct vd_config *cfg;		/* its contents; owns strings above */

@@ -515,6 +515,29 @@ static int vdiskctl_run_simple(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- snapshot (rbd) ---- */
+
+static int vdiskctl_run_snapshot(struct cli *cli, int argc, char **argv)
+{
+	const struct vcmd *self = vdiskctl_find_cmd("snapshot");
+	const char *name = NULL;
+	json_t *req, *reply;
+	int r;
+
+	r = vdiskctl_parse_args(cli, self, argc, argv, &name);
+	if (r)
+		return r < 0 ? EXIT_OK : r;
+	if (!name || !*name)
+		return vdiskctl_usage_error("snapshot: SNAPNAME is missing");
+	req = vdiskctl_request("snapshot");
+	json_object_set_new(req, "name", json_string(name));
+	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
+	if (r == EXIT_OK && !cli->json)
+		printf("snapshot %s taken\n", ctl_get_str(reply, "snapshot", "?"));
+	json_decref(reply);
+	return r;
+}
+
 /* ---- reopen ---- */
 
 static int vdiskctl_run_reopen(struct cli *cli, int argc, char **argv)
@@ -782,6 +805,10 @@ static const struct vcmd commands[] = {
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
 	  vdiskctl_run_reopen },
+	{ "snapshot", "SNAPNAME", "rbd: a live snapshot of the image",
+	  "  Pauses the disk, drains in-flight I/O, flushes, creates the RBD\n"
+	  "  snapshot SNAPNAME (rbd_snap_create) and resumes: crash-consistent.\n",
+	  vdiskctl_run_snapshot },
 	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
 	  vdiskctl_run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,

@@ -100,7 +100,6 @@ auth supported = none
 keyring = $dir/keyring
 run dir = $dir/run
 pid file = $dir/run/\$name.pid
-admin socket = $dir/run/\$name.asok
 log file = $dir/log/\$name.log
 mon cluster log file = $dir/log/cluster.log
 log to stderr = false
@@ -127,11 +126,16 @@ bluestore cache size = 134217728
 osd memory target = 939524096
 osd op num threads per shard = 1
 osd op num shards = 2
+# A client killed with SIGKILL loses its watch (and the image's lock)
+# this long after; the default 30 s would slow the tests down.
+osd client watch timeout = 8
 
 [mon]
+admin socket = $dir/run/\$name.asok
 mon data = $dir/mon.\$id
 
 [osd]
+admin socket = $dir/run/\$name.asok
 osd data = $dir/osd\$id
 EOF
 	ceph-authtool --create-keyring "$dir/keyring" --gen-key -n mon. \
