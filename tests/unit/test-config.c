@@ -56,7 +56,15 @@ static void test_every_key(void)
 		"limit = iops=2000,bps=50M\n"
 		"limit = read-iops=500\n"
 		"limit-group = tenant-a\n"
-		"shutdown-timeout = 5\n";
+		"shutdown-timeout = 5\n"
+		"buffer-limit = 64M\n"
+		"on-write-error = enospc\n"
+		"on-read-error = pause\n"
+		"max-peer-connections = 2\n"
+		"ceph-conf = /etc/ceph/ceph.conf\n"
+		"ceph-id = vdiskd\n"
+		"ceph-timeout = 7\n"
+		"ceph-op-timeout = 0\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -80,6 +88,10 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.limits.read_iops, 500);
 	CHECK(strcmp(cfg.limit_group, "tenant-a") == 0);
 	CHECK_EQ(cfg.shutdown_timeout, 5);
+	CHECK(strcmp(cfg.ceph_conf, "/etc/ceph/ceph.conf") == 0);
+	CHECK(strcmp(cfg.ceph_id, "vdiskd") == 0);
+	CHECK_EQ(cfg.ceph_timeout, 7);
+	CHECK_EQ(cfg.ceph_op_timeout, 0);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
@@ -220,7 +232,7 @@ static const struct bad_case bad_cases[] = {
 	{ "image =   \t\n", 0, "t.conf:1: key 'image': no value after '='" },
 	/* bad values, one per key that checks its value */
 	{ "driver = qcow2\n", 0, "t.conf:1: key 'driver': unknown driver 'qcow2' "
-	  "(drivers: raw, ram)" },
+	  "(drivers: raw, ram, rbd)" },
 	{ "listen = /run/x.nbd\n", 0, "t.conf:1: key 'listen': '/run/x.nbd' is "
 	  "not unix:PATH or tcp:HOST:PORT" },
 	{ "listen = unix:\n", 0, "t.conf:1: key 'listen': 'unix:' is not "
