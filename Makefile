@@ -17,7 +17,7 @@ ALL_CFLAGS = -std=gnu11 -pthread $(WARN) $(CFLAGS)
 GNUTLS_CFLAGS := $(shell pkg-config --cflags gnutls)
 GNUTLS_LIBS   := $(shell pkg-config --libs gnutls)
 CPPFLAGS  += $(GNUTLS_CFLAGS)
-LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson $(GNUTLS_LIBS) -pthread
+LDLIBS    += -laio -levent -levent_pthreads -luuid -ljansson $(GNUTLS_LIBS) -lrbd -lrados -pthread
 
 ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

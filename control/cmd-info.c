@@ -2,6 +2,8 @@
  * served.  Everything comes from the vbd as it is now, so a reopen or a
  * pause shows at once. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "control/ctl-int.h"
@@ -14,6 +16,24 @@ static json_t *cmd_listen_array(const struct ctl_daemon *d)
 	for (unsigned i = 0; a && i < d->nr_listen; i++)
 		json_array_append_new(a, ctl_json_string(d->listen[i]));
 	return a;
+}
+
+/* The driver's facts, as an object named after the driver: a key given
+ * again becomes a list (snapshots, which is a list even of one). */
+static void cmd_info_describe(void *arg, const char *key, const char *value, bool number)
+{
+	json_t *o = arg, *prev = json_object_get(o, key);
+	json_t *v = number ? json_integer((json_int_t)strtoll(value, NULL, 10)) :
+			     ctl_json_string(value);
+
+	if (strcmp(key, "snapshots") == 0 && !prev) {
+		prev = json_array();
+		json_object_set_new(o, key, prev);
+	}
+	if (json_is_array(prev))
+		json_array_append_new(prev, v);
+	else
+		json_object_set_new(o, key, v);
 }
 
 static int cmd_info_exec(struct ctl_request *req)
@@ -40,6 +60,15 @@ static int cmd_info_exec(struct ctl_request *req)
 	json_object_set_new(r, "pause_reason", ctl_json_string(vbd_pause_reason(vbd)));
 	json_object_set_new(r, "listen", cmd_listen_array(req->d));
 	json_object_set_new(r, "tls", json_string(req->d->tls_mode ? req->d->tls_mode : "off"));
+	{
+		json_t *drv = json_object();
+
+		vbd_describe(vbd, cmd_info_describe, drv);
+		if (json_object_size(drv))
+			json_object_set_new(r, vbd_driver_name(vbd), drv);
+		else
+			json_decref(drv);
+	}
 	json_object_set_new(r, "connections", json_integer((json_int_t)st.connections));
 	json_object_set_new(r, "pid", json_integer(getpid()));
 	json_object_set_new(r, "version", json_string(VDISKD_VERSION));

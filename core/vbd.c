@@ -42,6 +42,10 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->open_opts.read_only = cfg->read_only;
 	vbd->open_opts.cache = cfg->cache == VBD_CACHE_WRITEBACK ? VD_CACHE_WRITEBACK
 								: VD_CACHE_NONE;
+	vbd->open_opts.ceph_conf = cfg->ceph_conf;
+	vbd->open_opts.ceph_id = cfg->ceph_id;
+	vbd->open_opts.ceph_timeout = cfg->ceph_timeout;
+	vbd->open_opts.ceph_op_timeout = cfg->ceph_op_timeout;
 	vbd->start_ns = vd_now_ns();
 	vbd->buffer_limit = cfg->buffer_limit ? cfg->buffer_limit : VBD_DEFAULT_BUFFER_LIMIT;
 	vbd->deferred_ev = event_new(base, -1, 0, vbd_deferred_cb, vbd);
@@ -200,4 +204,9 @@ const char *vbd_state_name(enum vbd_state s)
 void vbd_connection_add(struct vbd *vbd, int delta)
 {
 	vbd->connections += (uint64_t)(int64_t)delta;
+}
+
+void vbd_describe(struct vbd *vbd, vbd_describe_fn *fn, void *arg)
+{
+	vd_image_describe(vbd->img, fn, arg);
 }

@@ -102,6 +102,11 @@ struct vbd_config {
 	const char *rundir;		/* where limit groups live */
 	uint64_t buffer_limit;		/* bytes of request buffers; 0: default */
 	enum vbd_error_policy on_write_error, on_read_error;
+	/* rbd driver (kept by reference: they must outlive the vbd). */
+	const char *ceph_conf;		/* NULL: librados's default */
+	const char *ceph_id;		/* NULL: admin */
+	unsigned ceph_timeout;		/* s; 0: the driver's default */
+	unsigned ceph_op_timeout;	/* s; 0: wait forever */
 };
 
 enum { VBD_DEFAULT_BUFFER_LIMIT = 256 * 1024 * 1024 };
@@ -217,5 +222,20 @@ int vbd_set_limits(struct vbd *vbd, const struct thr_limits *lim, char *msg, siz
 const char *vbd_limit_group(const struct vbd *vbd);	/* NULL: none */
 int vbd_limit_group_members(struct vbd *vbd);
 void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s);
+
+/* Driver-specific facts about the image for info (rbd: pool, image,
+ * object size, features, snapshots), one per call; a key given several
+ * times is a list; number: the value is a decimal integer.  Nothing for
+ * drivers that have none. */
+typedef void vbd_describe_fn(void *arg, const char *key, const char *value, bool number);
+void vbd_describe(struct vbd *vbd, vbd_describe_fn *fn, void *arg);
+
+/* A named snapshot of the image in its own format (rbd: rbd_snap_create):
+ * pause (unless paused already), drain, flush, snapshot, resume (only
+ * when it was running).  Returns -EOPNOTSUPP when the driver cannot (cb
+ * is not called), else 0 and cb(arg, err, msg) runs once from the loop,
+ * msg saying what failed. */
+typedef void vbd_snapshot_cb(void *arg, int err, const char *msg);
+int vbd_snapshot_named(struct vbd *vbd, const char *name, vbd_snapshot_cb *cb, void *arg);
 
 #endif

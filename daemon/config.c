@@ -272,6 +272,30 @@ static int cfg_handshake_timeout(struct vd_config *cfg, const char *value, char 
 	return cfg_uint(value, 1, 3600, &cfg->handshake_timeout, msg, msglen);
 }
 
+static int cfg_ceph_conf(struct vd_config *cfg, const char *value, char *msg,
+			 size_t msglen)
+{
+	return cfg_string(&cfg->ceph_conf, value);
+}
+
+static int cfg_ceph_id(struct vd_config *cfg, const char *value, char *msg,
+		       size_t msglen)
+{
+	return cfg_string(&cfg->ceph_id, value);
+}
+
+static int cfg_ceph_timeout(struct vd_config *cfg, const char *value, char *msg,
+			    size_t msglen)
+{
+	return cfg_uint(value, 1, VD_MAX_CEPH_TIMEOUT, &cfg->ceph_timeout, msg, msglen);
+}
+
+static int cfg_ceph_op_timeout(struct vd_config *cfg, const char *value, char *msg,
+			       size_t msglen)
+{
+	return cfg_uint(value, 0, VD_MAX_CEPH_TIMEOUT, &cfg->ceph_op_timeout, msg, msglen);
+}
+
 static const struct cfg_entry cfg_table[] = {
 	{ .name = "image", .key = CFG_IMAGE, .parse = cfg_image },
 	{ .name = "driver", .key = CFG_DRIVER, .parse = cfg_driver },
@@ -302,6 +326,11 @@ static const struct cfg_entry cfg_table[] = {
 	  .parse = cfg_tls_verify_peer },
 	{ .name = "handshake-timeout", .key = CFG_HANDSHAKE_TIMEOUT,
 	  .parse = cfg_handshake_timeout },
+	{ .name = "ceph-conf", .key = CFG_CEPH_CONF, .parse = cfg_ceph_conf },
+	{ .name = "ceph-id", .key = CFG_CEPH_ID, .parse = cfg_ceph_id },
+	{ .name = "ceph-timeout", .key = CFG_CEPH_TIMEOUT, .parse = cfg_ceph_timeout },
+	{ .name = "ceph-op-timeout", .key = CFG_CEPH_OP_TIMEOUT,
+	  .parse = cfg_ceph_op_timeout },
 };
 enum { CFG_TABLE_LEN = sizeof(cfg_table) / sizeof(cfg_table[0]) };
 
@@ -592,6 +621,14 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 		o->tls_verify_peer = cfg->tls_verify_peer;
 	if (cfg->line[CFG_HANDSHAKE_TIMEOUT] && !(o->set & VD_SET_HANDSHAKE_TIMEOUT))
 		o->handshake_timeout = cfg->handshake_timeout;
+	if (cfg->line[CFG_CEPH_CONF] && !o->ceph_conf)
+		o->ceph_conf = cfg->ceph_conf;
+	if (cfg->line[CFG_CEPH_ID] && !o->ceph_id)
+		o->ceph_id = cfg->ceph_id;
+	if (cfg->line[CFG_CEPH_TIMEOUT] && !(o->set & VD_SET_CEPH_TIMEOUT))
+		o->ceph_timeout = cfg->ceph_timeout;
+	if (cfg->line[CFG_CEPH_OP_TIMEOUT] && !(o->set & VD_SET_CEPH_OP_TIMEOUT))
+		o->ceph_op_timeout = cfg->ceph_op_timeout;
 }
 
 void cfg_free(struct vd_config *cfg)
@@ -605,5 +642,7 @@ void cfg_free(struct vd_config *cfg)
 	free(cfg->limit_group);
 	free(cfg->tls_certificates);
 	free(cfg->tls_psk);
+	free(cfg->ceph_conf);
+	free(cfg->ceph_id);
 	memset(cfg, 0, sizeof(*cfg));
 }

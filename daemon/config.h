@@ -43,6 +43,10 @@ enum cfg_key {
 	CFG_TLS_PSK,
 	CFG_TLS_VERIFY_PEER,
 	CFG_HANDSHAKE_TIMEOUT,
+	CFG_CEPH_CONF,
+	CFG_CEPH_ID,
+	CFG_CEPH_TIMEOUT,
+	CFG_CEPH_OP_TIMEOUT,
 	CFG_NR_KEYS,
 };
 
@@ -71,6 +75,8 @@ struct vd_config {
 	char *tls_psk;
 	bool tls_verify_peer;
 	unsigned handshake_timeout;
+	char *ceph_conf, *ceph_id;
+	unsigned ceph_timeout, ceph_op_timeout;
 };
 
 /* Parses len bytes of buf; file names the source in messages.  Returns 0,

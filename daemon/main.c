@@ -233,6 +233,8 @@ static int daemon_start(struct daemon *d)
 		.limits = &d->opt.limits, .limit_group = d->opt.limit_group,
 		.rundir = d->opt.rundir, .buffer_limit = d->opt.buffer_limit,
 		.on_write_error = d->opt.on_write_error, .on_read_error = d->opt.on_read_error,
+		.ceph_conf = d->opt.ceph_conf, .ceph_id = d->opt.ceph_id,
+		.ceph_timeout = d->opt.ceph_timeout, .ceph_op_timeout = d->opt.ceph_op_timeout,
 	};
 	struct nbd_server_opts no = {
 		.export_name = d->opt.name,

@@ -19,7 +19,7 @@ static const char usage_text[] =
 "Serve one virtual disk over NBD.\n"
 "\n"
 "  -n, --name NAME           disk name (default: the image's base name)\n"
-"  -d, --driver raw|ram      image driver (default: detected, else raw)\n"
+"  -d, --driver raw|ram|rbd  image driver (default: detected, else raw)\n"
 "  -l, --listen ADDR         unix:PATH or tcp:HOST:PORT (repeatable;\n"
 "                            default unix:$RUNDIR/NAME.nbd)\n"
 "  -c, --control PATH        control socket (default $RUNDIR/NAME.ctl)\n"
@@ -47,6 +47,11 @@ static const char usage_text[] =
 "                            [, ca-crl.pem]\n"
 "      --tls-psk FILE        pre-shared keys, username:hexkey lines (psktool)\n"
 "      --tls-verify-peer     clients must show a certificate the CA signed\n"
+"      --ceph-conf FILE      rbd: the Ceph configuration (default: librados's)\n"
+"      --ceph-id NAME        rbd: the cephx user, client.NAME (default admin)\n"
+"      --ceph-timeout S      rbd: reach the cluster within S seconds (default 30)\n"
+"      --ceph-op-timeout S   rbd: fail an OSD request with an error after S\n"
+"                            seconds (default 0: wait for the cluster)\n"
 "      --config FILE         read options from FILE (vdiskd.conf(5));\n"
 "                            the command line overrides it\n"
 "  -f, --foreground          stay in the foreground, log to stderr\n"
@@ -55,7 +60,8 @@ static const char usage_text[] =
 "  -h, --help                this text\n"
 "  -V, --version             print the version\n"
 "\n"
-"For the ram driver IMAGE is a size: vdiskd -d ram 1G\n";
+"For the ram driver IMAGE is a size: vdiskd -d ram 1G\n"
+"For the rbd driver IMAGE is [rbd:]POOL[/NAMESPACE]/IMAGE[@SNAP]\n";
 
 static int options_parse_uint(const char *opt, const char *s, unsigned min, unsigned max,
 		      unsigned *out)
@@ -100,7 +106,8 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	enum { OPT_CACHE = 256, OPT_QUEUE_DEPTH, OPT_MAX_CONN, OPT_CONFIG, OPT_LIMIT,
 	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
 	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR, OPT_TLS,
-	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT };
+	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT,
+	       OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT, OPT_CEPH_OP_TIMEOUT };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -123,6 +130,10 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "tls-psk", required_argument, NULL, OPT_TLS_PSK },
 		{ "tls-verify-peer", no_argument, NULL, OPT_TLS_VERIFY },
 		{ "handshake-timeout", required_argument, NULL, OPT_HS_TIMEOUT },
+		{ "ceph-conf", required_argument, NULL, OPT_CEPH_CONF },
+		{ "ceph-id", required_argument, NULL, OPT_CEPH_ID },
+		{ "ceph-timeout", required_argument, NULL, OPT_CEPH_TIMEOUT },
+		{ "ceph-op-timeout", required_argument, NULL, OPT_CEPH_OP_TIMEOUT },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -252,6 +263,20 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 				return VD_OPT_BAD;
 			o->set |= VD_SET_HANDSHAKE_TIMEOUT;
 			break;
+		case OPT_CEPH_CONF: o->ceph_conf = optarg; break;
+		case OPT_CEPH_ID: o->ceph_id = optarg; break;
+		case OPT_CEPH_TIMEOUT:
+			if (options_parse_uint("--ceph-timeout", optarg, 1, VD_MAX_CEPH_TIMEOUT,
+					       &o->ceph_timeout))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_CEPH_TIMEOUT;
+			break;
+		case OPT_CEPH_OP_TIMEOUT:
+			if (options_parse_uint("--ceph-op-timeout", optarg, 0, VD_MAX_CEPH_TIMEOUT,
+					       &o->ceph_op_timeout))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_CEPH_OP_TIMEOUT;
+			break;
 		case 'f': o->foreground = true; break;
 		case 'v':
 			if (o->log_level < LOG_LVL_DEBUG)
@@ -376,10 +401,15 @@ int vd_options_finish(struct vd_options *o)
 		bool ram = o->driver && strcmp(o->driver, "ram") == 0;
 		const char *base = strrchr(o->image, '/');
 		base = base ? base + 1 : o->image;
+		bool rbd = (o->driver && strcmp(o->driver, "rbd") == 0) ||
+			   strncmp(o->image, "rbd:", 4) == 0;
 		if (ram && asprintf((char **)&o->name, "ram-%s", o->image) >= 0)
 			options_own(o, (char *)o->name);
 		else
 			o->name = base;
+		/* A malformed rbd spec is the driver's to explain, not a bad name. */
+		if (rbd && !vd_name_ok(o->name))
+			o->name = "rbd";
 	}
 	if (!vd_name_ok(o->name)) {
 		fprintf(stderr, "vdiskd: disk name '%s' is not valid: use 1-64 letters, "

@@ -15,6 +15,7 @@ enum {
 	VD_MAX_CONNECTIONS = 65536,
 	VD_MAX_SHUTDOWN_TIMEOUT = 86400,
 	VD_MIN_BUFFER_LIMIT = 1024 * 1024,
+	VD_MAX_CEPH_TIMEOUT = 86400,
 };
 
 struct vd_config;
@@ -35,6 +36,8 @@ enum vd_opt_set {
 	VD_SET_TLS = 1u << 10,
 	VD_SET_TLS_VERIFY_PEER = 1u << 11,
 	VD_SET_HANDSHAKE_TIMEOUT = 1u << 12,
+	VD_SET_CEPH_TIMEOUT = 1u << 13,
+	VD_SET_CEPH_OP_TIMEOUT = 1u << 14,
 };
 
 struct vd_options {
@@ -61,6 +64,10 @@ struct vd_options {
 	enum log_level log_level;
 	struct thr_limits limits;	/* --limit (repeatable, applied in order) */
 	const char *limit_group;	/* --limit-group NAME, or NULL */
+	const char *ceph_conf;		/* rbd: --ceph-conf FILE, or NULL */
+	const char *ceph_id;		/* rbd: --ceph-id NAME, or NULL */
+	unsigned ceph_timeout;		/* rbd: s; 0: default (30) */
+	unsigned ceph_op_timeout;	/* rbd: s; 0: wait forever */
 	const char *rundir;		/* $RUNDIR when a limit group needs it */
 	const char *config;		/* --config FILE, or NULL */
 	struct vd_config *cfg;		/* its contents; owns strings above */

@@ -52,6 +52,11 @@ enum vd_cache {
 struct vd_open_opts {
 	bool read_only;
 	enum vd_cache cache;
+	/* rbd: NULL means librados's defaults (CEPH_CONF, client.admin). */
+	const char *ceph_conf;
+	const char *ceph_id;
+	unsigned ceph_timeout;		/* s to reach the cluster; 0: default */
+	unsigned ceph_op_timeout;	/* s an OSD op may take; 0: wait forever */
 };
 
 /* What a driver instance may use besides its image (copy what you keep:
@@ -158,8 +163,17 @@ void vd_io_release(struct vd_io *io, int err);
 void vd_io_child_init(struct vd_io *child, struct vd_io *parent, enum vd_op op,
 		      uint64_t offset, uint64_t len, void *buf);
 
+/* describe(): one fact about the open image per call, as text; number
+ * says the value is a decimal integer.  A key given several times is a
+ * list. */
+typedef void vd_describe_fn(void *arg, const char *key, const char *value, bool number);
+/* snapshot(): the result, on the main thread; msg says what failed. */
+typedef void vd_snapshot_cb(void *arg, int err, const char *msg);
+
 struct vd_driver {
 	const char *name;
+	/* Optional: images named "PREFIX..." are this driver's ("rbd:"). */
+	const char *prefix;
 	/* Optional: true when the open fd holds this format (vhd footer). */
 	bool (*detect)(int fd, uint64_t size);
 	/* image is a path (ram: a size).  Fills *info; *priv is handed back
@@ -175,11 +189,19 @@ struct vd_driver {
 	int (*block_status)(void *priv, struct vd_io *io);	/* optional */
 	/* Optional: the backing image this one reads through (a VHD's parent). */
 	struct vd_image *(*backing)(void *priv);
+	/* Optional, main thread, must not block: driver-specific facts for
+	 * info (rbd: pool, image, object size, features, snapshots). */
+	void (*describe)(void *priv, vd_describe_fn *fn, void *arg);
+	/* Optional: a named snapshot of the image as it is now (rbd).  The
+	 * caller has drained and flushed.  Returns a negative errno when
+	 * nothing started, else 0 and cb runs later, once. */
+	int (*snapshot)(void *priv, const char *name, vd_snapshot_cb *cb, void *arg);
 };
 
 extern const struct vd_driver vd_raw_driver;
 extern const struct vd_driver vd_ram_driver;
 extern const struct vd_driver vd_vhd_driver;
+extern const struct vd_driver vd_rbd_driver;
 
 /* drivers/registry.c */
 const struct vd_driver *vd_driver_find(const char *name);
@@ -208,6 +230,12 @@ struct vd_image *vd_image_backing(const struct vd_image *img);
  * is -EOPNOTSUPP (trim, write zeroes) or 1 (flush; block status, meaning
  * "no answer": the caller assumes data). */
 int vd_image_submit(struct vd_image *img, struct vd_io *io);
+
+/* The driver's describe op; nothing when it has none. */
+void vd_image_describe(struct vd_image *img, vd_describe_fn *fn, void *arg);
+/* The driver's snapshot op; -EOPNOTSUPP when it has none. */
+int vd_image_snapshot(struct vd_image *img, const char *name, vd_snapshot_cb *cb,
+		      void *arg);
 
 /* drivers/extent.c: appends n bytes of one kind to io's extent list,
  * merging with the last entry of the same kind.  False when the list

@@ -108,3 +108,17 @@ int vd_image_submit(struct vd_image *img, struct vd_io *io)
 	}
 	return -EINVAL;
 }
+
+void vd_image_describe(struct vd_image *img, vd_describe_fn *fn, void *arg)
+{
+	if (img->drv->describe)
+		img->drv->describe(img->priv, fn, arg);
+}
+
+int vd_image_snapshot(struct vd_image *img, const char *name, vd_snapshot_cb *cb,
+		      void *arg)
+{
+	if (!img->drv->snapshot)
+		return -EOPNOTSUPP;
+	return img->drv->snapshot(img->priv, name, cb, arg);
+}

@@ -18,6 +18,7 @@ static const struct vd_driver *const drivers[] = {
 	&vd_raw_driver,
 	&vd_ram_driver,
 	&vd_vhd_driver,
+	&vd_rbd_driver,
 };
 
 #define NR_DRIVERS (sizeof(drivers) / sizeof(drivers[0]))
@@ -68,6 +69,13 @@ const struct vd_driver *vd_driver_detect(const char *image)
 	const struct vd_driver *found = &vd_raw_driver;
 	int fd = -1;
 
+	/* A name such as rbd:POOL/IMAGE says its driver; no file to open. */
+	for (size_t i = 0; i < NR_DRIVERS; i++) {
+		const char *p = drivers[i]->prefix;
+
+		if (p && strncmp(image, p, strlen(p)) == 0)
+			return drivers[i];
+	}
 	for (size_t i = 0; i < NR_DRIVERS; i++) {
 		if (!drivers[i]->detect)
 			continue;

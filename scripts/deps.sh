@@ -4,8 +4,8 @@
 # root (or sudo) only when something is missing.
 set -eu
 
-build_pkgs="gcc make pkg-config libaio-dev libevent-dev uuid-dev libjansson-dev libgnutls28-dev"
-test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3 gnutls-bin"
+build_pkgs="gcc make pkg-config libaio-dev libevent-dev uuid-dev libjansson-dev libgnutls28-dev librbd-dev librados-dev"
+test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3 gnutls-bin ceph-mon ceph-osd ceph-common qemu-block-extra"
 
 pkgs=$build_pkgs
 case "${1:-}" in

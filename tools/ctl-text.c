@@ -83,6 +83,49 @@ static void ctl_text_kv_u64(FILE *f, int w, const char *label, json_t *o, const 
 	fprintf(f, "%-*s%llu\n", w, label, (unsigned long long)ctl_get_u64(o, key));
 }
 
+/* The driver's own facts (info's object named after the driver). */
+static void ctl_print_driver_info(FILE *f, json_t *d)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(d))
+		return;
+	json_object_foreach(d, k, v) {
+		char line[512];
+		size_t i, n = 0;
+		json_t *e;
+
+		line[0] = 0;
+		if (json_is_integer(v)) {
+			snprintf(line, sizeof(line), "%lld", (long long)json_integer_value(v));
+		} else if (json_is_string(v)) {
+			snprintf(line, sizeof(line), "%s", json_string_value(v));
+		} else if (json_is_array(v)) {
+			json_array_foreach(v, i, e) {
+				if (n < sizeof(line))
+					n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+							      i ? ", " : "",
+							      json_string_value(e) ?
+							      json_string_value(e) : "?");
+			}
+			if (!n)
+				snprintf(line, sizeof(line), "-");
+		} else {
+			continue;
+		}
+		for (char *p = line; *p; p++)
+			if ((unsigned char)*p < 0x20)
+				*p = '?';
+		char key[64];
+		snprintf(key, sizeof(key), "%s", k);
+		for (char *p = key; *p; p++)
+			if (*p == '_')
+				*p = ' ';
+		ctl_text_kv(f, 16, key, line);
+	}
+}
+
 void ctl_print_info(FILE *f, json_t *o)
 {
 	char b[32], line[96];
@@ -128,6 +171,7 @@ void ctl_print_info(FILE *f, json_t *o)
 		ctl_text_kv_u64(f, 16, "connections", o, "connections");
 	ctl_text_kv_u64(f, 16, "pid", o, "pid");
 	ctl_text_kv(f, 16, "version", ctl_get_str(o, "version", "?"));
+	ctl_print_driver_info(f, json_object_get(o, ctl_get_str(o, "driver", "")));
 }
 
 void ctl_print_connections(FILE *f, json_t *o)

@@ -188,7 +188,7 @@ static int vdiskctl_ensure_conn(struct cli *cli)
 
 /* Sends request (stolen) and returns the reply in *reply.  Prints the
  * reply line unchanged with --json, the daemon's message on an error. */
-static int vdiskctl_call(struct cli *cli, json_t *vdiskctl_request, int timeout_ms, json_t **reply)
+static int vdiskctl_call(struct cli *cli, json_t *req_obj, int timeout_ms, json_t **reply)
 {
 	char msg[512], *line = NULL, *req_s;
 	json_t *obj = NULL;
@@ -197,11 +197,11 @@ static int vdiskctl_call(struct cli *cli, json_t *vdiskctl_request, int timeout_
 	*reply = NULL;
 	r = vdiskctl_ensure_conn(cli);
 	if (r) {
-		json_decref(vdiskctl_request);
+		json_decref(req_obj);
 		return r;
 	}
-	req_s = json_dumps(vdiskctl_request, JSON_COMPACT);
-	json_decref(vdiskctl_request);
+	req_s = json_dumps(req_obj, JSON_COMPACT);
+	json_decref(req_obj);
 	if (!req_s) {
 		fprintf(stderr, "vdiskctl: out of memory\n");
 		return EXIT_USAGE;
@@ -541,6 +541,8 @@ static int vdiskctl_run_simple(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
+/* ---- snapshot (rbd) ---- */
+
 /* ---- reopen ---- */
 
 static int vdiskctl_run_reopen(struct cli *cli, int argc, char **argv)
@@ -580,32 +582,45 @@ static int vdiskctl_run_reopen(struct cli *cli, int argc, char **argv)
 
 /* ---- snapshot ---- */
 
+/* NEWFILE for file images (a differencing VHD child), SNAPNAME for rbd:
+ * the daemon's driver says which. */
 static int vdiskctl_run_snapshot(struct cli *cli, int argc, char **argv)
 {
 	const struct vcmd *self = vdiskctl_find_cmd("snapshot");
 	char abs[PATH_MAX];
-	const char *file = NULL;
+	const char *arg = NULL;
 	json_t *req, *reply, *chain, *v;
+	bool json = cli->json, named;
 	size_t i;
 	int r;
 
-	r = vdiskctl_parse_args(cli, self, argc, argv, &file);
+	r = vdiskctl_parse_args(cli, self, argc, argv, &arg);
 	if (r)
 		return r < 0 ? EXIT_OK : r;
-	if (!file || !*file)
-		return vdiskctl_usage_error("snapshot: NEWFILE is missing");
-	if (file[0] != '/') {
+	if (!arg || !*arg)
+		return vdiskctl_usage_error("snapshot: NEWFILE or SNAPNAME is missing");
+	cli->json = false;
+	r = vdiskctl_call(cli, vdiskctl_request("info"), REPLY_TIMEOUT_MS, &reply);
+	cli->json = json;
+	if (r)
+		return r;
+	named = strcmp(ctl_get_str(reply, "driver", ""), "rbd") == 0;
+	json_decref(reply);
+	if (!named && arg[0] != '/') {
 		char cwd[PATH_MAX];
 
+		/* The daemon's working directory is not ours. */
 		if (!getcwd(cwd, sizeof(cwd)) ||
-		    snprintf(abs, sizeof(abs), "%s/%s", cwd, file) >= (int)sizeof(abs))
-			return vdiskctl_usage_error("snapshot: cannot make %s an absolute path", file);
-		file = abs;
+		    snprintf(abs, sizeof(abs), "%s/%s", cwd, arg) >= (int)sizeof(abs))
+			return vdiskctl_usage_error("snapshot: cannot make %s an absolute path", arg);
+		arg = abs;
 	}
 	req = vdiskctl_request("snapshot");
-	json_object_set_new(req, "file", json_string(file));
+	json_object_set_new(req, named ? "name" : "file", json_string(arg));
 	r = vdiskctl_call(cli, req, REPLY_TIMEOUT_MS, &reply);
-	if (r == EXIT_OK && !cli->json) {
+	if (r == EXIT_OK && !cli->json && named) {
+		printf("snapshot %s taken\n", ctl_get_str(reply, "snapshot", "?"));
+	} else if (r == EXIT_OK && !cli->json) {
 		printf("snapshot: now writing to %s\n", ctl_get_str(reply, "image", "?"));
 		chain = json_object_get(reply, "chain");
 		json_array_foreach(chain, i, v)
@@ -847,11 +862,13 @@ static const struct vcmd commands[] = {
 	  "  is detected again.  If IMAGE cannot be opened the old image stays\n"
 	  "  open.  A different size is refused while NBD clients are connected.\n",
 	  vdiskctl_run_reopen },
-	{ "snapshot", "NEWFILE", "live snapshot: NEWFILE, a differencing VHD, takes the writes",
-	  "  Pauses (drains), flushes, creates NEWFILE as a differencing VHD child\n"
-	  "  of the current image (VHD or raw), reopens on it and resumes.  The\n"
-	  "  old image becomes its read-only parent.  On failure the disk stays\n"
-	  "  on the old image and NEWFILE is not left behind.\n", vdiskctl_run_snapshot },
+	{ "snapshot", "NEWFILE|SNAPNAME", "a live snapshot: a differencing VHD, or an rbd snapshot",
+	  "  File images (VHD or raw): pauses (drains), flushes, creates NEWFILE as a\n"
+	  "  differencing VHD child of the current image, reopens on it and\n"
+	  "  resumes; the old image becomes its read-only parent.  On failure the\n"
+	  "  disk stays on the old image and NEWFILE is not left behind.\n"
+	  "  rbd: pauses, drains, flushes, creates the RBD snapshot SNAPNAME\n"
+	  "  (rbd_snap_create) and resumes: crash-consistent.\n", vdiskctl_run_snapshot },
 	{ "shutdown", "", "stop the daemon, as SIGTERM does", NULL,
 	  vdiskctl_run_simple },
 	{ "log-level", "[error|warn|info|debug]", "show or set the log level", NULL,

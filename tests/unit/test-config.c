@@ -65,7 +65,11 @@ static void test_every_key(void)
 		"tls-certificates = /etc/pki/vdiskd\n"
 		"tls-psk = /etc/vdiskd/keys.psk\n"
 		"tls-verify-peer = yes\n"
-		"handshake-timeout = 3\n";
+		"handshake-timeout = 3\n"
+		"ceph-conf = /etc/ceph/ceph.conf\n"
+		"ceph-id = vdiskd\n"
+		"ceph-timeout = 7\n"
+		"ceph-op-timeout = 0\n";
 	struct vd_config cfg;
 	char err[CFG_ERR_LEN];
 
@@ -98,6 +102,10 @@ static void test_every_key(void)
 	CHECK(strcmp(cfg.tls_psk, "/etc/vdiskd/keys.psk") == 0);
 	CHECK(cfg.tls_verify_peer);
 	CHECK_EQ(cfg.handshake_timeout, 3);
+	CHECK(strcmp(cfg.ceph_conf, "/etc/ceph/ceph.conf") == 0);
+	CHECK(strcmp(cfg.ceph_id, "vdiskd") == 0);
+	CHECK_EQ(cfg.ceph_timeout, 7);
+	CHECK_EQ(cfg.ceph_op_timeout, 0);
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
@@ -238,7 +246,7 @@ static const struct bad_case bad_cases[] = {
 	{ "image =   \t\n", 0, "t.conf:1: key 'image': no value after '='" },
 	/* bad values, one per key that checks its value */
 	{ "driver = qcow2\n", 0, "t.conf:1: key 'driver': unknown driver 'qcow2' "
-	  "(drivers: raw, ram, vhd)" },
+	  "(drivers: raw, ram, vhd, rbd)" },
 	{ "listen = /run/x.nbd\n", 0, "t.conf:1: key 'listen': '/run/x.nbd' is "
 	  "not unix:PATH or tcp:HOST:PORT" },
 	{ "listen = unix:\n", 0, "t.conf:1: key 'listen': 'unix:' is not "
