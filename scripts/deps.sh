@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libaio-dev libevent-dev uuid-dev libjansson-dev"
-test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3"
+test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3 clang libclang-rt-14-dev libtsan2"
 
 pkgs=$build_pkgs
 case "${1:-}" in
