@@ -45,14 +45,18 @@ for f in build-fuzz/fuzz/fuzz-*; do
 	work=$out/$name
 	rm -rf "$work"
 	mkdir -p "$work/corpus"
-	[ -d "$seeds" ] || echo "$name: no seed corpus at $seeds"
+	dirs=("$work/corpus")
+	if [ -d "$seeds" ]; then
+		dirs+=("$seeds")
+	else
+		echo "$name: no seed corpus at $seeds"
+	fi
 	n=$((n + 1))
 	# New inputs go to the work corpus, never into the tree.  A finding
 	# exits 1 (libFuzzer's default, 77, would read as "skipped").
 	"$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 -max_len=70000 \
 	     -print_final_stats=1 -artifact_prefix="$work/" \
-	     "$work/corpus" ${seeds:+$( [ -d "$seeds" ] && echo "$seeds")} \
-	     >"$work/log" 2>&1
+	     "${dirs[@]}" >"$work/log" 2>&1
 	rc=$?
 	stats=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$work/log" | tail -n1)
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
