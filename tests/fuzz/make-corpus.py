@@ -19,7 +19,7 @@ def write(target, name, data):
     os.makedirs(d, exist_ok=True)
     if isinstance(data, str):
         data = data.encode()
-    assert len(data) <= 4096, (target, name, len(data))
+    assert len(data) <= 8192, (target, name, len(data))
     with open(os.path.join(d, name), "wb") as f:
         f.write(data)
 
@@ -99,6 +99,10 @@ hs = {
     "unknown-then-go": FLAGS + opt(99, b"x" * 40) + opt(OPT["GO"], go_data("disk")),
     "oldstyle-flags": struct.pack(">I", 0) + opt(OPT["GO"], go_data("disk")),
     "big-option": FLAGS + struct.pack(">QII", IHAVEOPT, OPT["GO"], 70000) + b"\0" * 64,
+    # Names and queries past NBD_MAX_STRING (4096), lengths consistent.
+    "long-name": FLAGS + opt(OPT["GO"], go_data("n" * 5000)),
+    "long-query": FLAGS + opt(OPT["STRUCTURED_REPLY"]) +
+    opt(OPT["SET_META_CONTEXT"], meta_data("disk", ["base:" + "a" * 5000])),
 }
 for i, (name, data) in enumerate(sorted(hs.items())):
     for sel in (0x0d, i & 0x1f):    # 4 KiB reads; and varied
@@ -123,6 +127,28 @@ for i, caps in enumerate((caps_rw, caps_ro)):
           req(1, 1 << 30, 1) + req(0, 0xffffffffffffff00, 0x1000) + req(0, 0, 0) +
           struct.pack(">I", 0x67446698) + b"\0" * 24)
 
+def vhd_sum(buf, skip):
+    return ~sum(b for i, b in enumerate(buf) if not skip <= i < skip + 4) & 0xffffffff
+
+
+def differencing(footer, header, fsize):
+    """A dynamic image made a differencing child: type 4, a parent name, a
+    W2ku and a W2ru locator after the BAT (qemu-img makes no VHD children)."""
+    f = bytearray(footer)
+    struct.pack_into(">I", f, 60, 4)
+    struct.pack_into(">I", f, 64, vhd_sum(f, 64))
+    h = bytearray(header)
+    name = "parent.vhd".encode("utf-16-be")
+    h[64:64 + len(name)] = name
+    path = "C:\\vhd\\parent.vhd".encode("utf-16-le")
+    loc_at = fsize - 512                # where the footer was: it moves on
+    for i, code in enumerate((0x57326B75, 0x57327275)):
+        struct.pack_into(">IIIIQ", h, 576 + 24 * i, code, 512, len(path), 0,
+                         loc_at + 512 * i)
+    struct.pack_into(">I", h, 36, vhd_sum(h, 36))
+    return struct.pack(">Q", loc_at + 1024) + bytes(f) + bytes(h)
+
+
 # VHD: 8 bytes of footer offset (the file size - 512), the footer, the
 # header, from images qemu-img makes.
 if shutil.which("qemu-img"):
@@ -139,6 +165,8 @@ if shutil.which("qemu-img"):
                 f.seek(512)
                 header = f.read(1024) if sub == "dynamic" else b""
             write("vhd", "%s-%s" % (sub, size), struct.pack(">Q", fsize - 512) + footer + header)
+            if sub == "dynamic" and size == "64M":
+                write("vhd", "differencing-64M", differencing(footer, header, fsize))
     finally:
         shutil.rmtree(tmp)
 else:
