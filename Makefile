@@ -23,6 +23,23 @@ ifeq ($(SANITIZE),1)
 ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS    += -fsanitize=address,undefined
 endif
+# ThreadSanitizer: its own build directory (it cannot share objects with
+# the others); `make check TSAN=1` runs the tests that make sense under it.
+ifeq ($(TSAN),1)
+BUILD      := $(if $(filter build,$(BUILD)),build-tsan,$(BUILD))
+ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS    += -fsanitize=thread
+endif
+
+# libFuzzer targets (tests/fuzz/): clang, its own build directory; every
+# library is instrumented for coverage (fuzzer-no-link) and ASan + UBSan.
+ifeq ($(FUZZ),1)
+CC         := clang
+BUILD      := $(if $(filter build,$(BUILD)),build-fuzz,$(BUILD))
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+LDFLAGS    += -fsanitize=address,undefined
+endif
 
 .DEFAULT_GOAL := all
 
@@ -48,6 +65,8 @@ UNITS     := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRCS := $(wildcard tests/lib/*.c)
 HELPERS   := $(HELPER_SRCS:tests/lib/%.c=$(BUILD)/tests/%)
 PROGS     := $(BUILD)/vdiskd $(BUILD)/vdiskctl $(BUILD)/vdisk-img
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZERS   := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 all: $(PROGS)
 
@@ -87,8 +106,22 @@ $(BUILD)/tests/%: $(BUILD)/tests/lib/%.o $(ALL_LIBS)
 
 tests: $(PROGS) $(UNITS) $(HELPERS)
 
+$(BUILD)/fuzz/%: $(BUILD)/tests/fuzz/%.o $(ALL_LIBS)
+	@mkdir -p $(@D)
+	@echo "  LD      $@"
+	@$(CC) $(ALL_CFLAGS) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+# `make fuzz` builds build-fuzz/fuzz/fuzz-*; make check runs them for
+# $(FUZZ_SECONDS) each (tests/integration/test-fuzz.sh).
+ifeq ($(FUZZ),1)
+fuzz: $(FUZZERS)
+else
+fuzz:
+	@$(MAKE) --no-print-directory FUZZ=1 $(if $(filter-out build,$(BUILD)),BUILD=$(BUILD)) fuzz
+endif
+
 check: check-layers tests
-	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) tests/run
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) TSAN=$(TSAN) tests/run
 
 check-layers:
 	@scripts/check-layers
@@ -111,7 +144,7 @@ install: all
 clean:
 	rm -rf $(BUILD) build-*
 
-.PHONY: all tests check check-layers install clean
+.PHONY: all tests check check-layers install clean fuzz
 .SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

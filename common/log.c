@@ -65,6 +65,9 @@ int log_level_parse(const char *s, enum log_level *out)
 	return -EINVAL;
 }
 
+/* The format attribute (0: a va_list) lets clang's -Wformat-nonliteral
+ * (the fuzz build) see that fmt comes from checked callers. */
+__attribute__((format(printf, 3, 0)))
 static void log_emit(enum log_level level, int err, const char *fmt, va_list ap)
 {
 	char msg[1024];

@@ -84,39 +84,65 @@ static void tq_fua_finish(struct tiocb *t)
 		t->res = (long)t->len;
 }
 
+/* Splits the slots of n reaped events onto done and retry, and puts the
+ * slots on the freed chain.  Called with the lock held: see tq_poll. */
+static void tq_split_events(struct tqueue *q, int n, struct tq_list *done,
+			    struct tq_list *retry, struct tq_slot **freed,
+			    struct tq_slot **freed_last, unsigned *left_kernel)
+{
+	for (int i = 0; i < n; i++) {
+		struct tq_slot *s = q->events[i].data;
+		struct tiocb **dt = done->tail, **rt = retry->tail;
+
+		*left_kernel += s->count;
+		tq_slot_split(s, (long)q->events[i].res, &dt, &rt);
+		done->tail = dt;
+		retry->tail = rt;
+		s->next = *freed;
+		*freed = s;
+		if (!*freed_last)
+			*freed_last = s;
+	}
+}
+
 int tq_poll(struct tqueue *q)
 {
 	struct tq_list done, retry, followup;
 	struct tq_slot *freed = NULL, *freed_last = NULL;
 	unsigned left_kernel = 0, nreaped = 0;
 	bool ring = tq_ring_usable(q);
+	int depth = (int)q->opt.depth;
 
 	tq_list_init(&done);
 	tq_list_init(&retry);
 	tq_list_init(&followup);
 
+	/* The slot hand-off.  The submit thread fills a slot under the lock
+	 * and drops it before io_submit; the kernel's completion is what
+	 * tells this thread the slot is back, and that ordering (io_submit,
+	 * the kernel's write of the event, our acquire-load of the ring's
+	 * tail) is invisible to ThreadSanitizer and outside the C memory
+	 * model.  So a reaped slot (and the tiocbs in it) is first touched
+	 * under the lock: taking it orders everything the submit thread did
+	 * before its unlock ahead of the split, and the lock is taken here
+	 * anyway.  The events are read without it (the ring is ours, or
+	 * io_getevents, which must never run under the lock); splitting is
+	 * list work, a few stores per tiocb. */
+	int n = ring ? tq_ring_reap(q, q->events, depth)
+		     : tq_getevents_reap(q, q->events, depth);
+	pthread_mutex_lock(&q->lock);
 	for (;;) {
-		int n = ring ? tq_ring_reap(q, q->events, (int)q->opt.depth)
-			     : tq_getevents_reap(q, q->events, (int)q->opt.depth);
-		for (int i = 0; i < n; i++) {
-			struct tq_slot *s = q->events[i].data;
-			struct tiocb **dt = done.tail, **rt = retry.tail;
-
-			left_kernel += s->count;
-			tq_slot_split(s, (long)q->events[i].res, &dt, &rt);
-			done.tail = dt;
-			retry.tail = rt;
-			s->next = freed;
-			freed = s;
-			if (!freed_last)
-				freed_last = s;
-		}
+		tq_split_events(q, n, &done, &retry, &freed, &freed_last, &left_kernel);
 		nreaped += (unsigned)(n > 0 ? n : 0);
-		if (n < (int)q->opt.depth)
+		if (n < depth)
 			break;
+		pthread_mutex_unlock(&q->lock);
+		n = ring ? tq_ring_reap(q, q->events, depth)
+			 : tq_getevents_reap(q, q->events, depth);
+		pthread_mutex_lock(&q->lock);
 	}
-	/* Pick out FUA writes that continue as a flush.  Only kernel
-	 * completions can need one, so this runs before the lock. */
+	/* Pick out FUA writes that continue as a flush (only kernel
+	 * completions can need one). */
 	struct tq_list finished;
 	tq_list_init(&finished);
 	for (struct tiocb *t = done.head, *next; t; t = next) {
@@ -130,7 +156,6 @@ int tq_poll(struct tqueue *q)
 	for (struct tiocb *t = retry.head; t; t = t->next)
 		retry.count++;
 
-	pthread_mutex_lock(&q->lock);
 	if (freed) {
 		freed_last->next = q->free_slots;
 		q->free_slots = freed;

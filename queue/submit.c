@@ -134,13 +134,19 @@ void *tq_submit_main(void *arg)
 		int off = 0;
 		bool notify = false;
 		while (off < n) {
+			/* Counted before the unlock, like the rest of the
+			 * bookkeeping: the main thread may complete (and a
+			 * pause may report) these iocbs before this thread has
+			 * the lock again.  What the kernel did not take is
+			 * taken off after the call. */
 			q->stats.io_submit_calls++;
+			q->stats.iocbs_submitted += (unsigned)(n - off);
 			pthread_mutex_unlock(&q->lock);
 			int r = io_submit(q->ctx, n - off, batch + off);
 			pthread_mutex_lock(&q->lock);
 
+			q->stats.iocbs_submitted -= (unsigned)(n - off - (r > 0 ? r : 0));
 			if (r > 0) {
-				q->stats.iocbs_submitted += (unsigned)r;
 				off += r;
 				continue;
 			}

@@ -5,7 +5,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libaio-dev libevent-dev uuid-dev libjansson-dev libgnutls28-dev librbd-dev librados-dev"
-test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3 gnutls-bin ceph-mon ceph-osd ceph-common qemu-block-extra"
+test_pkgs="qemu-utils libnbd-bin python3-libnbd nbdkit fio python3 systemd man-db groff-base iproute2 procps libvhdi-utils python3-libvhdi python3-fusepy fuse3 gnutls-bin ceph-mon ceph-osd ceph-common qemu-block-extra clang libclang-rt-14-dev libtsan2"
 
 pkgs=$build_pkgs
 case "${1:-}" in

@@ -1,6 +1,7 @@
 """The control protocol against a running vdiskd, spoken on a raw socket:
 the greeting, every command, bad input (not JSON, not an object, unknown
-command, missing and wrong-typed arguments), a 1 MiB line without a
+command, missing and wrong-typed arguments; brackets nested thousands
+deep, a NUL inside a string, duplicate keys, trailing junk), a 1 MiB line without a
 newline, 1,000 idle connections, a client that vanishes before its pause
 reply, a client of another uid, and reopen (a copy, a missing path, while
 running, a different size with clients connected).  After each abuse the
@@ -178,11 +179,31 @@ bad = [
     (b"{\"cmd\":\"log-level\",\"level\":3}", "EINVAL", "wrong-typed level"),
     (b"{\"cmd\":\"stats\"}\x00", "EINVAL", "a NUL byte"),
     (b"\xff\xfe{}", "EINVAL", "not UTF-8"),
+    # Edge cases of the JSON itself (issue 10).
+    (b"[" * 5000 + b"]" * 5000, "EINVAL", "arrays nested 5,000 deep"),
+    (b"{\"cmd\":\"stats\",\"x\":" + b"[" * 20000 + b"]" * 20000 + b"}", "EINVAL",
+     "an argument nested 20,000 deep"),
+    (b"{\"a\":" * 4000 + b"1" + b"}" * 4000, "EINVAL", "objects nested 4,000 deep"),
+    (b"{\"cmd\":\"stats\",\"x\":" + b"[" * 3000, "EINVAL", "3,000 unclosed brackets"),
+    (b"{\"cmd\":\"st\x00ats\"}", "EINVAL", "a raw NUL inside a string"),
+    (b"{\"cmd\":\"st\\u0000ats\"}", "EINVAL", "an escaped NUL (\\u0000) inside a string"),
+    (b"{\"cmd\":\"reopen\",\"image\":\"/a\\u0000/etc/passwd\"}", "EINVAL",
+     "an escaped NUL inside an argument"),
+    (b"{\"cmd\":\"pause\",\"timeout\":1,\"timeout\":2}", "EINVAL",
+     "a duplicate argument"),
+    (b"{\"cmd\":\"stats\",\"x\":{\"k\":1,\"k\":2}}", "EINVAL",
+     "a duplicate key in a nested object"),
+    (b"{\"cmd\":\"stats\"}x", "EINVAL", "trailing junk after the object"),
+    (b"{\"cmd\":\"stats\"}}", "EINVAL", "a trailing bracket"),
+    (b"{\"cmd\":\"stats\"},", "EINVAL", "a trailing comma"),
+    (b"{\"cmd\":\"stats\"} 1", "EINVAL", "a trailing number"),
 ]
 for raw, name, desc in bad:
     r = c.raw(raw)
     t.check("%s: %s with a message" % (desc, name), err(r, name), r)
 t.check("the connection still answers after bad requests", c.call("info").get("ok") is True)
+t.check("after bad requests: NBD serves", nbd_works())
+t.check("after bad requests: another control client is served", ctl_works())
 r = c.call("reopen")
 t.check("reopen while running: EBUSY", err(r, "EBUSY"), r)
 
