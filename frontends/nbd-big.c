@@ -12,6 +12,9 @@
  * go out as they complete: OFFSET_DATA chunks ended by a NONE chunk with
  * structured replies, or the simple reply's header and then the data in
  * order.  The connection parses nothing else until the request is done.
+ * A simple reply's header waits until every request parsed before it has
+ * been answered: once it is queued, no other reply may come between it
+ * and the end of its data (nothing marks where the data ends).
  *
  * The first error wins: a WRITE skips the rest of its payload and answers
  * it; a structured READ ends with an ERROR_OFFSET chunk; a simple READ
@@ -106,16 +109,29 @@ static void nbd_big_end(struct nbd_conn *c)
 
 /* ---- READ ---------------------------------------------------------------- */
 
+/* Completed pieces of a simple READ not sent yet. */
+static unsigned nbd_big_held(const struct nbd_big *b)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < NBD_BIG_PIECES; i++)
+		n += b->ready[i] != NULL;
+	return n;
+}
+
 static void nbd_big_read_more(struct nbd_conn *c)
 {
 	struct nbd_big *b = &c->big;
 
-	while (!b->err && b->next < b->end && b->inflight < NBD_BIG_PIECES) {
+	/* Pieces held for sending count: ready[] has room for them all. */
+	while (!b->err && b->next < b->end && b->inflight + nbd_big_held(b) < NBD_BIG_PIECES) {
 		uint64_t len = nbd_big_piece_len(b);
 		struct nbd_slot *s = nbd_big_piece(c, b->next, len);
 
 		if (!s) {
-			if (!b->inflight) {
+			/* Slots of other requests (in flight, or replies
+			 * being sent) come back: nbd_big_other_done retries. */
+			if (!b->inflight && c->used_slots <= 1 + nbd_big_held(b)) {
 				/* Nothing of ours to wait for: out of memory. */
 				b->err = -ENOMEM;
 				b->err_off = b->next;
@@ -141,6 +157,10 @@ static void nbd_big_read_queue_ready(struct nbd_conn *c)
 
 			if (!s || s->offset != b->sent)
 				continue;
+			/* Replies to requests parsed earlier must not land
+			 * inside this one's data. */
+			if (!b->header_sent && c->inflight > b->inflight)
+				return;
 			b->ready[i] = NULL;
 			if (!b->header_sent) {
 				nbd_reply_simple(&s->reply, s->handle, 0, s->req->buf, s->len);
@@ -219,9 +239,25 @@ static void nbd_big_read_done(struct vbd_request *req)
 		nbd_big_read_queue_ready(c);
 	}
 	nbd_big_read_more(c);
-	if (!b->inflight && (b->err || b->next >= b->end))
+	if (!b->inflight && (b->err || (b->next >= b->end && !nbd_big_held(b))))
 		nbd_big_read_finish(c);
 	nbd_conn_check_done(c);
+}
+
+/* A request parsed before a big READ was answered (nbd_tx_done), or
+ * replies left and gave their slots back (nbd-conn.c): the READ's simple
+ * header may go now, or more pieces may start. */
+void nbd_big_other_done(struct nbd_conn *c)
+{
+	struct nbd_big *b = &c->big;
+
+	if (!b->head || b->head->type != NBD_CMD_READ || c->state == NBD_CONN_DEAD)
+		return;
+	if (!c->caps.structured)
+		nbd_big_read_queue_ready(c);
+	nbd_big_read_more(c);
+	if (!b->inflight && (b->err || (b->next >= b->end && !nbd_big_held(b))))
+		nbd_big_read_finish(c);
 }
 
 /* ---- WRITE --------------------------------------------------------------- */
@@ -335,7 +371,9 @@ void nbd_big_start(struct nbd_conn *c, struct nbd_slot *head)
 	b->end = head->offset + head->len;
 	if (head->type == NBD_CMD_READ) {
 		nbd_big_read_more(c);
-		if (!b->inflight)
+		/* Nothing started: failed, or waiting for slots that requests
+		 * in flight give back (nbd_big_other_done). */
+		if (!b->inflight && b->err)
 			nbd_big_read_finish(c);
 		return;
 	}

@@ -355,8 +355,11 @@ static void nbd_conn_on_send(evutil_socket_t fd, short what, void *arg)
 {
 	struct nbd_conn *c = arg;
 
-	if (nbd_conn_send(c))
+	if (nbd_conn_send(c)) {
+		if (c->big.head)
+			nbd_big_other_done(c);	/* slots came back */
 		nbd_conn_unthrottle(c);
+	}
 	nbd_conn_check_done(c);
 }
 

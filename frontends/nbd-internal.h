@@ -261,6 +261,7 @@ void nbd_big_start(struct nbd_conn *c, struct nbd_slot *head);
 void nbd_big_write_full(struct nbd_conn *c, struct nbd_slot *s);
 void nbd_big_skipped(struct nbd_conn *c);
 void nbd_big_drop(struct nbd_conn *c);
+void nbd_big_other_done(struct nbd_conn *c);
 
 /* nbd-transmission.c */
 /* Parses and dispatches every complete request in rbuf. */

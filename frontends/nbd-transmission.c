@@ -113,6 +113,8 @@ static void nbd_tx_done(struct vbd_request *req)
 		nbd_reply_simple(&s->reply, s->handle, 0, NULL, 0);
 		nbd_conn_queue_reply(c, s);
 	}
+	if (c->big.head)
+		nbd_big_other_done(c);	/* parsed before a big READ */
 	nbd_conn_check_done(c);
 }
 
