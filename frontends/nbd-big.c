@@ -247,12 +247,29 @@ static void nbd_big_read_done(struct vbd_request *req)
 /* A request parsed before a big READ was answered (nbd_tx_done), or
  * replies left and gave their slots back (nbd-conn.c): the READ's simple
  * header may go now, or more pieces may start. */
+static bool nbd_big_write_next(struct nbd_conn *c);
+static void nbd_big_write_finish(struct nbd_conn *c);
+
 void nbd_big_other_done(struct nbd_conn *c)
 {
 	struct nbd_big *b = &c->big;
 
-	if (!b->head || b->head->type != NBD_CMD_READ || c->state == NBD_CONN_DEAD)
+	if (!b->head || c->state == NBD_CONN_DEAD)
 		return;
+	if (b->head->type == NBD_CMD_WRITE) {
+		if (b->stalled && !b->inflight) {
+			b->stalled = false;
+			c->throttled = false;
+			if (nbd_big_write_next(c)) {
+				nbd_tx_kick(c);
+				if (c->state == NBD_CONN_TRANSMISSION)
+					nbd_conn_set_reading(c, true);
+			}
+			if (!b->inflight && b->next >= b->end && !c->wslot && !c->skip)
+				nbd_big_write_finish(c);
+		}
+		return;
+	}
 	if (!c->caps.structured)
 		nbd_big_read_queue_ready(c);
 	nbd_big_read_more(c);
@@ -281,7 +298,9 @@ static bool nbd_big_write_next(struct nbd_conn *c)
 			break;
 		}
 		if (b->inflight >= NBD_BIG_PIECES || !(s = nbd_big_piece(c, b->next, len))) {
-			if (!b->inflight) {
+			/* Other requests' slots (in flight, or replies being
+			 * sent) come back too: nbd_big_other_done retries. */
+			if (!b->inflight && c->used_slots <= 1) {
 				b->err = -ENOMEM;
 				continue;
 			}

@@ -144,6 +144,28 @@ c = client(False)
 err, data, _ = c.cmd(CMD_READ, 128 * MiB, 8 * MiB)
 t.check("a pipelined WRITE reads back", err == 0 and data == pattern(50, 8 * MiB))
 c.close()
+
+# A 40 MiB WRITE behind 255 4 KiB READs: every slot of the connection is
+# taken when its first piece wants one; it waits for them, never ENOMEM.
+c = client(False)
+big = pattern(77, 40 * MiB)
+req = b"".join(c.request_bytes(CMD_READ, (i % 64) * 4096, 4096, handle=2000 + i)
+               for i in range(255))
+req += c.request_bytes(CMD_WRITE, 64 * MiB, 40 * MiB, handle=9) + big
+sender = threading.Thread(target=c.send, args=(req,))
+sender.start()
+errs = {}
+for _ in range(256):
+    magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
+    if h != 9 and not err:
+        c.recv_exact(4096)
+    errs[h] = err
+sender.join()
+t.check("a 40 MiB WRITE behind 255 4 KiB READs: every reply without error",
+        len(errs) == 256 and not any(errs.values()), {h: e for h, e in errs.items() if e})
+err, data, _ = c.cmd(CMD_READ, 64 * MiB, 40 * MiB)
+t.check("... and the WRITE reads back", err == 0 and data == big)
+c.close()
 t.check("daemon alive", d.alive())
 t.check("no connection closed by the daemon", "closing" not in d.log_text(), d.log_text()[-2000:])
 d.stop()
