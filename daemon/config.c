@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/size.h"
 #include "drivers/driver.h"
 #include "daemon/config.h"
@@ -542,18 +543,10 @@ int cfg_parse_file(struct vd_config *cfg, const char *file, char *err,
 		snprintf(err, errlen, "%s: out of memory", file);
 		goto out;
 	}
-	while (len < cap) {
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(err, errlen, "%s: cannot read: %s", file, strerror(-r));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	r = vd_read_upto(fd, buf, cap, &len);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", file, strerror(-r));
+		goto out;
 	}
 	if (len > CFG_MAX_FILE) {
 		snprintf(err, errlen, "%s: larger than %d bytes: not a config file",

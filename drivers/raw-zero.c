@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "drivers/raw-int.h"
 #include "queue/queue.h"
@@ -33,42 +34,6 @@ enum {
 
 /* ---- Worker-thread helpers (blocking) -------------------------------- */
 
-static long raw_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pwrite(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		buf = (const unsigned char *)buf + n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
-static long raw_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	while (len) {
-		ssize_t n = pread(fd, buf, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;	/* the image shrank under us */
-		buf = (unsigned char *)buf + n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /* Zeroes part of one aligned block under O_DIRECT: read, clear, write.
  * The caller holds the range lock. */
 static long raw_zero_partial(const struct raw *r, uint64_t off, uint64_t len)
@@ -79,10 +44,10 @@ static long raw_zero_partial(const struct raw *r, uint64_t off, uint64_t len)
 
 	if (!b)
 		return -ENOMEM;
-	err = raw_pread_all(r->fd, b, r->align, blk);
+	err = vd_pread_all(r->fd, b, r->align, blk);
 	if (!err) {
 		memset(b + (off - blk), 0, len);
-		err = raw_pwrite_all(r->fd, b, r->align, blk);
+		err = vd_pwrite_all(r->fd, b, r->align, blk);
 	}
 	free(b);
 	return err;
@@ -119,7 +84,7 @@ static long raw_zero_write(const struct raw *r, uint64_t off, uint64_t len)
 	while (!err && off < end) {
 		size_t n = end - off < bl ? (size_t)(end - off) : bl;
 
-		err = raw_pwrite_all(r->fd, zero, n, off);
+		err = vd_pwrite_all(r->fd, zero, n, off);
 		off += n;
 	}
 	free(zero);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include "common/fileio.h"
 #include "drivers/vhd-create.h"
 #include "drivers/vhd-int.h"
 #include "drivers/vhd-probe.h"
@@ -116,8 +117,8 @@ static int parent_info(const char *child, const char *parent, struct parent_info
 	memset(pi->uuid, 0, sizeof(pi->uuid));
 	/* Whatever looks like a VHD must be one; the rest is a raw parent. */
 	if (size >= VHD_FOOTER_SIZE &&
-	    !vhd_pread_all(fd, last, sizeof(last), (uint64_t)size - VHD_FOOTER_SIZE) &&
-	    !vhd_pread_all(fd, first, sizeof(first), 0) &&
+	    !vd_pread_all(fd, last, sizeof(last), (uint64_t)size - VHD_FOOTER_SIZE) &&
+	    !vd_pread_all(fd, first, sizeof(first), 0) &&
 	    (vhd_detect_footer(last) || vhd_detect_footer(first))) {
 		err = vhd_probe_fd(fd, parent, &meta, why, sizeof(why));
 		close(fd);
@@ -215,7 +216,7 @@ static int write_ff(int fd, uint64_t off, uint64_t len)
 	while (len && !err) {
 		size_t n = len < sizeof(buf) ? (size_t)len : sizeof(buf);
 
-		err = vhd_pwrite_all(fd, buf, n, off);
+		err = vd_pwrite_all(fd, buf, n, off);
 		off += n, len -= n;
 	}
 	return err;
@@ -231,19 +232,19 @@ static int write_image(int fd, const struct vhd_footer *f, const struct vhd_head
 	if (f->type == VHD_TYPE_FIXED) {
 		if (ftruncate(fd, (off_t)f->current_size) < 0)
 			return -errno;
-		return vhd_pwrite_all(fd, ftr, sizeof(ftr), f->current_size);
+		return vd_pwrite_all(fd, ftr, sizeof(ftr), f->current_size);
 	}
 	vhd_header_encode(h, hdr);
-	err = vhd_pwrite_all(fd, ftr, sizeof(ftr), 0);
+	err = vd_pwrite_all(fd, ftr, sizeof(ftr), 0);
 	if (!err)
-		err = vhd_pwrite_all(fd, hdr, sizeof(hdr), f->data_offset);
+		err = vd_pwrite_all(fd, hdr, sizeof(hdr), f->data_offset);
 	if (!err)
 		err = write_ff(fd, h->table_offset, vhd_bat_bytes(h->max_table_entries));
 	for (int i = 0; i < 3 && !err && f->type == VHD_TYPE_DIFF; i++)
-		err = vhd_pwrite_all(fd, loc[i], loclen[i], h->loc[i].data_offset);
+		err = vd_pwrite_all(fd, loc[i], loclen[i], h->loc[i].data_offset);
 	/* The locators' padding past data_length is a hole: zeros. */
 	if (!err)
-		err = vhd_pwrite_all(fd, ftr, sizeof(ftr), end);
+		err = vd_pwrite_all(fd, ftr, sizeof(ftr), end);
 	return err;
 }
 

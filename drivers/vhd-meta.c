@@ -27,6 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "drivers/vhd-drv-int.h"
 
@@ -593,7 +594,7 @@ void vhd_meta_sync_blocking(struct vhd *v)
 	for (struct vhd_bm *e = v->lru_head; e && !err; e = e->next) {
 		if (!e->dirty || e->allocating)
 			continue;
-		err = vhd_pwrite_all(fd, e->bits, v->bitmap_bytes, (uint64_t)v->bat[e->block] * 512);
+		err = vd_pwrite_all(fd, e->bits, v->bitmap_bytes, (uint64_t)v->bat[e->block] * 512);
 		e->dirty = false;
 	}
 	for (uint32_t s = 0; s < v->bat_sectors && !err; s++) {
@@ -603,11 +604,11 @@ void vhd_meta_sync_blocking(struct vhd *v)
 			uint32_t b = s * 128 + i;
 			vhd_bat_set(sec, i, b < v->bat_entries ? v->bat[b] : VHD_BAT_UNUSED);
 		}
-		err = vhd_pwrite_all(fd, sec, 512, v->bat_offset + (uint64_t)s * 512);
+		err = vd_pwrite_all(fd, sec, 512, v->bat_offset + (uint64_t)s * 512);
 		v->bat_dirty[s / 8] &= (uint8_t)~(1u << (s % 8));
 	}
 	if (!err && v->footer_dirty) {
-		err = vhd_pwrite_all(fd, v->footer_raw, 512, v->next_alloc);
+		err = vd_pwrite_all(fd, v->footer_raw, 512, v->next_alloc);
 		v->footer_dirty = false;
 	}
 	if (!err && fdatasync(fd) < 0)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "drivers/vhd-format.h"
 #include "drivers/vhd-int.h"
 #include "drivers/vhd-probe.h"
@@ -68,7 +69,7 @@ int vhd_bat_load(int fd, const char *name, const struct vhd_image_meta *m, uint3
 		err = vhd_msg(why, sizeof(why), -ENOMEM, "BAT: out of memory");
 		goto err;
 	}
-	err = vhd_pread_all(fd, raw, bytes, m->bat_offset);
+	err = vd_pread_all(fd, raw, bytes, m->bat_offset);
 	if (err) {
 		vhd_msg(why, sizeof(why), err, "reading the BAT (%" PRIu64 " bytes at %"
 			PRIu64 "): %s", bytes, m->bat_offset, strerror(-err));
@@ -132,7 +133,7 @@ int vhd_parent_find(int fd, const char *child, const struct vhd_image_meta *m,
 			}
 			if (!data && !(data = malloc(VHD_LOCATOR_MAX)))
 				return vhd_msg(msg, msglen, -ENOMEM, "%s: out of memory", child);
-			err = vhd_pread_all(fd, data, l->data_length, l->data_offset);
+			err = vd_pread_all(fd, data, l->data_length, l->data_offset);
 			if (err) {
 				free(data);
 				return vhd_msg(msg, msglen, err, "%s: parent locator %d: "

@@ -9,47 +9,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "drivers/vhd-format.h"
 #include "drivers/vhd-int.h"
 #include "drivers/vhd-probe.h"
 
 #define MSG_LEN 256
-
-int vhd_pread_all(int fd, void *buf, size_t len, uint64_t off)
-{
-	char *p = buf;
-
-	while (len) {
-		ssize_t n = pread(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n, len -= (size_t)n, off += (uint64_t)n;
-	}
-	return 0;
-}
-
-int vhd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = pwrite(fd, p, len, (off_t)off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		p += n, len -= (size_t)n, off += (uint64_t)n;
-	}
-	return 0;
-}
 
 /* Finds the footer: at the end (512 bytes, or 511 for old Virtual PC
  * images, whose last byte would have been the zero saved-state padding),
@@ -61,7 +26,7 @@ static int find_footer(int fd, struct vhd_image_meta *m, char *why, size_t whyle
 	char other[MSG_LEN];
 	int err, cerr;
 
-	err = vhd_pread_all(fd, end, VHD_FOOTER_SIZE, m->file_size - VHD_FOOTER_SIZE);
+	err = vd_pread_all(fd, end, VHD_FOOTER_SIZE, m->file_size - VHD_FOOTER_SIZE);
 	if (err)
 		return vhd_msg(why, whylen, err, "reading the footer: %s", strerror(-err));
 	err = vhd_footer_parse(end, &m->footer, why, whylen);
@@ -77,7 +42,7 @@ static int find_footer(int fd, struct vhd_image_meta *m, char *why, size_t whyle
 			err = 0;
 		}
 	}
-	cerr = vhd_pread_all(fd, copy, VHD_FOOTER_SIZE, 0);
+	cerr = vd_pread_all(fd, copy, VHD_FOOTER_SIZE, 0);
 	if (cerr)
 		return vhd_msg(why, whylen, cerr, "reading the footer copy: %s", strerror(-cerr));
 	if (!err) {
@@ -106,7 +71,7 @@ static int probe_dynamic(int fd, struct vhd_image_meta *m, char *why, size_t why
 	    m->footer_offset - off < VHD_HEADER_SIZE)
 		return vhd_msg(why, whylen, -EINVAL, "footer data offset %" PRIu64
 			       " puts the dynamic header outside the file", off);
-	err = vhd_pread_all(fd, buf, sizeof(buf), off);
+	err = vd_pread_all(fd, buf, sizeof(buf), off);
 	if (err)
 		return vhd_msg(why, whylen, err, "reading the dynamic header: %s",
 			       strerror(-err));

@@ -41,11 +41,6 @@ int vhd_probe_file(const char *path, struct vhd_image_meta *out, char *msg, size
 int vhd_probe_fd(int fd, const char *name, struct vhd_image_meta *out, char *msg,
 		 size_t msglen);
 
-/* Full-length pread/pwrite: retries on EINTR and short transfers; a read
- * that meets the end of the file is -EIO. */
-int vhd_pread_all(int fd, void *buf, size_t len, uint64_t off);
-int vhd_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
-
 /* drivers/vhd-parent.c.  Loads the BAT of a dynamic or differencing image
  * (host order, malloc'd) and checks it: every block inside the file and
  * past the metadata (vhd_bat_check), no two blocks overlapping. */

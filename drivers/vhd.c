@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/log.h"
 #include "drivers/vhd-drv-int.h"
 #include "drivers/vhd-int.h"
@@ -50,7 +51,7 @@ static bool vhd_detect_damaged(int fd, const uint8_t *f, uint64_t size)
 	if (vhd_get32(f + 60) == VHD_TYPE_FIXED)
 		return vhd_get64(f + 48) == size - VHD_FOOTER_SIZE;
 	return off >= VHD_FOOTER_SIZE && off < size && size - off >= 8 &&
-	       vhd_pread_all(fd, cookie, 8, off) == 0 && memcmp(cookie, "cxsparse", 8) == 0;
+	       vd_pread_all(fd, cookie, 8, off) == 0 && memcmp(cookie, "cxsparse", 8) == 0;
 }
 
 static bool vhd_detect(int fd, uint64_t size)
@@ -60,12 +61,12 @@ static bool vhd_detect(int fd, uint64_t size)
 
 	if (size < VHD_FOOTER_SIZE)
 		return false;
-	have_end = vhd_pread_all(fd, end, sizeof(end), size - VHD_FOOTER_SIZE) == 0;
+	have_end = vd_pread_all(fd, end, sizeof(end), size - VHD_FOOTER_SIZE) == 0;
 	if (have_end && vhd_detect_footer(end))
 		return true;
 	/* A dynamic image whose end lost its footer in a crash: the copy. */
 	have_copy = size >= VHD_FOOTER_SIZE &&
-		    vhd_pread_all(fd, copy, sizeof(copy), 0) == 0;
+		    vd_pread_all(fd, copy, sizeof(copy), 0) == 0;
 	if (have_copy && vhd_detect_footer(copy) && vhd_get32(copy + 60) != VHD_TYPE_FIXED)
 		return true;
 	return (have_end && vhd_detect_damaged(fd, end, size)) ||

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "frontends/nbd-tls-psk.h"
 
 static int nbd_psk_hex(char c)
@@ -172,19 +173,10 @@ int nbd_psk_load(const char *path, struct nbd_psk_table *t, char *err, size_t er
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -ENOMEM;
 	}
-	while (len < cap) {
-		ssize_t n = read(fd, buf + len, cap - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-r));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
+	r = vd_read_upto(fd, buf, cap, &len);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(-r));
+		goto out;
 	}
 	r = nbd_psk_parse(buf, len, path, t, err, errlen);
 out:

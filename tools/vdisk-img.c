@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "common/fileio.h"
 #include "common/size.h"
 #include "drivers/vhd-create.h"
 #include "drivers/vhd-format.h"
@@ -144,9 +145,9 @@ static int img_open(struct img *im, const char *path, bool allow_raw)
 	end = lseek(im->fd, 0, SEEK_END);
 	im->raw_size = end > 0 ? (uint64_t)end : 0;
 	if (allow_raw && !(end >= VHD_FOOTER_SIZE &&
-	    ((vhd_pread_all(im->fd, buf, sizeof(buf), (uint64_t)end - 512) == 0 &&
+	    ((vd_pread_all(im->fd, buf, sizeof(buf), (uint64_t)end - 512) == 0 &&
 	      vhd_detect_footer(buf)) ||
-	     (vhd_pread_all(im->fd, buf, sizeof(buf), 0) == 0 && vhd_detect_footer(buf)))))
+	     (vd_pread_all(im->fd, buf, sizeof(buf), 0) == 0 && vhd_detect_footer(buf)))))
 		return 0;
 	im->is_vhd = true;
 	if (vhd_probe_fd(im->fd, path, &im->m, im->err, sizeof(im->err)))
@@ -335,9 +336,9 @@ static int repair_footers(const char *path, struct img *im)
 		end = im->m.disk_size;
 	end = (end + 511) & ~(uint64_t)511;
 	vhd_footer_encode(&im->m.footer, f);
-	err = vhd_pwrite_all(fd, f, sizeof(f), end);
+	err = vd_pwrite_all(fd, f, sizeof(f), end);
 	if (!err && im->m.footer.type != VHD_TYPE_FIXED)
-		err = vhd_pwrite_all(fd, f, sizeof(f), 0);
+		err = vd_pwrite_all(fd, f, sizeof(f), 0);
 	if (!err && ftruncate(fd, (off_t)(end + 512)) < 0)
 		err = -errno;
 	if (!err && fsync(fd) < 0)
@@ -462,7 +463,7 @@ static int cmd_map(int argc, char **argv)
 
 			if (im.bat[b] == VHD_BAT_UNUSED)
 				continue;
-			if (vhd_pread_all(im.fd, bm, im.m.bitmap_bytes, (uint64_t)im.bat[b] * 512)) {
+			if (vd_pread_all(im.fd, bm, im.m.bitmap_bytes, (uint64_t)im.bat[b] * 512)) {
 				fprintf(stderr, "vdisk-img: %s: reading the bitmap of block %u\n",
 					im.path, b);
 				rc = EXIT_FAIL;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "drivers/vhd-create.h"
 #include "drivers/vhd-format.h"
 #include "drivers/vhd-probe.h"
@@ -43,7 +44,7 @@ static void read_at(const char *path, void *buf, size_t len, uint64_t off)
 	int fd = open(path, O_RDONLY);
 
 	REQUIRE(fd >= 0);
-	REQUIRE(vhd_pread_all(fd, buf, len, off) == 0);
+	REQUIRE(vd_pread_all(fd, buf, len, off) == 0);
 	close(fd);
 }
 
@@ -52,7 +53,7 @@ static void write_at(const char *path, const void *buf, size_t len, uint64_t off
 	int fd = open(path, O_WRONLY);
 
 	REQUIRE(fd >= 0);
-	REQUIRE(vhd_pwrite_all(fd, buf, len, off) == 0);
+	REQUIRE(vd_pwrite_all(fd, buf, len, off) == 0);
 	close(fd);
 }
 
