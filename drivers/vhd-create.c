@@ -95,23 +95,23 @@ static int parent_info(const char *child, const char *parent, struct parent_info
 	int fd, err;
 
 	if (!realpath(parent, pi->abs))
-		return vhd_msg(msg, msglen, -errno, "parent %s: %s", parent, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "parent %s: %s", parent, strerror(errno));
 	if (strlen(child) >= sizeof(dir))
-		return vhd_msg(msg, msglen, -ENAMETOOLONG, "path too long");
+		return vd_errmsg(msg, msglen, -ENAMETOOLONG, "path too long");
 	strcpy(dir, child);
 	if (!realpath(dirname(dir), dirabs))
-		return vhd_msg(msg, msglen, -errno, "directory: %s", strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "directory: %s", strerror(errno));
 	if (vhd_relative_path(dirabs, pi->abs, pi->rel, sizeof(pi->rel)))
-		return vhd_msg(msg, msglen, -ENAMETOOLONG, "parent %s: relative path too long",
+		return vd_errmsg(msg, msglen, -ENAMETOOLONG, "parent %s: relative path too long",
 			       parent);
 	fd = open(pi->abs, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return vhd_msg(msg, msglen, -errno, "parent %s: open: %s", parent, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "parent %s: open: %s", parent, strerror(errno));
 	size = lseek(fd, 0, SEEK_END);
 	err = fstat(fd, &st) || size < 0 ? -errno : 0;
 	if (err) {
 		close(fd);
-		return vhd_msg(msg, msglen, err, "parent %s: %s", parent, strerror(-err));
+		return vd_errmsg(msg, msglen, err, "parent %s: %s", parent, strerror(-err));
 	}
 	pi->timestamp = vhd_time_from_unix(st.st_mtime);
 	memset(pi->uuid, 0, sizeof(pi->uuid));
@@ -123,14 +123,14 @@ static int parent_info(const char *child, const char *parent, struct parent_info
 		err = vhd_probe_fd(fd, parent, &meta, why, sizeof(why));
 		close(fd);
 		if (err)
-			return vhd_msg(msg, msglen, err, "parent %s", why);
+			return vd_errmsg(msg, msglen, err, "parent %s", why);
 		pi->size = meta.disk_size;
 		memcpy(pi->uuid, meta.footer.uuid, 16);
 		return 0;
 	}
 	close(fd);
 	if (size == 0 || size % VHD_SECTOR_SIZE)
-		return vhd_msg(msg, msglen, -EINVAL, "raw parent %s: size %lld is not a"
+		return vd_errmsg(msg, msglen, -EINVAL, "raw parent %s: size %lld is not a"
 			       " non-zero multiple of 512", parent, (long long)size);
 	pi->size = (uint64_t)size;
 	return 0;
@@ -183,7 +183,7 @@ static int init_header(struct vhd_header *h, const struct vhd_footer *f, uint32_
 		memcpy(h->parent_uuid, pi->uuid, 16);
 		h->parent_timestamp = pi->timestamp;
 		if (vhd_header_set_parent_name(h, base))
-			return vhd_msg(msg, msglen, -EINVAL, "parent name %s is not valid UTF-8"
+			return vd_errmsg(msg, msglen, -EINVAL, "parent name %s is not valid UTF-8"
 				       " or too long", base);
 		for (int i = 0; i < 3; i++) {
 			const char *p = i == 0 ? pi->rel : pi->abs;
@@ -275,19 +275,19 @@ int vhd_create(const char *path, uint64_t size, enum vhd_type type, uint32_t blo
 	int fd, err;
 
 	if (type != VHD_TYPE_FIXED && type != VHD_TYPE_DYNAMIC && type != VHD_TYPE_DIFF)
-		return vhd_msg(msg, msglen, -EINVAL, "%s: unknown disk type %d", path, type);
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: unknown disk type %d", path, type);
 	if ((type == VHD_TYPE_DIFF) != (parent != NULL))
-		return vhd_msg(msg, msglen, -EINVAL, "%s: a parent is needed for, and only"
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: a parent is needed for, and only"
 			       " for, a differencing image", path);
 	job = calloc(1, sizeof(*job));
 	if (!job)
-		return vhd_msg(msg, msglen, -ENOMEM, "%s: out of memory", path);
+		return vd_errmsg(msg, msglen, -ENOMEM, "%s: out of memory", path);
 	if (type == VHD_TYPE_DIFF) {
 		err = parent_info(path, parent, &job->pi, job->why, sizeof(job->why));
 		if (err)
 			goto err;
 		if (size && size != job->pi.size) {
-			err = vhd_msg(job->why, sizeof(job->why), -EINVAL, "size %" PRIu64
+			err = vd_errmsg(job->why, sizeof(job->why), -EINVAL, "size %" PRIu64
 				      " differs from the parent's %" PRIu64, size, job->pi.size);
 			goto err;
 		}
@@ -303,7 +303,7 @@ int vhd_create(const char *path, uint64_t size, enum vhd_type type, uint32_t blo
 		goto err;
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		err = vhd_msg(job->why, sizeof(job->why), -errno, "create: %s", strerror(errno));
+		err = vd_errmsg(job->why, sizeof(job->why), -errno, "create: %s", strerror(errno));
 		goto err;
 	}
 	err = write_image(fd, &f, &h, job->loc, job->loclen, end);
@@ -316,13 +316,13 @@ int vhd_create(const char *path, uint64_t size, enum vhd_type type, uint32_t blo
 	if (err) {
 		/* Nothing half-made stays behind under the name. */
 		unlink(path);
-		vhd_msg(job->why, sizeof(job->why), err, "writing: %s", strerror(-err));
+		vd_errmsg(job->why, sizeof(job->why), err, "writing: %s", strerror(-err));
 		goto err;
 	}
 	free(job);
 	return 0;
 err:
-	vhd_msg(msg, msglen, err, "%s: %s", path, job->why);
+	vd_errmsg(msg, msglen, err, "%s: %s", path, job->why);
 	free(job);
 	return err;
 }

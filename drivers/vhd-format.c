@@ -28,18 +28,6 @@ enum {
 static const char footer_cookie[8] = "conectix";
 static const char header_cookie[8] = "cxsparse";
 
-int vhd_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (msg && msglen) {
-		va_start(ap, fmt);
-		vsnprintf(msg, msglen, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 uint16_t vhd_get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 uint32_t vhd_get32(const uint8_t *p)
 {
@@ -196,10 +184,10 @@ static bool type_ok(uint32_t type)
 static int check_size(const char *what, uint64_t size, char *msg, size_t msglen)
 {
 	if (size == 0 || size % VHD_SECTOR_SIZE)
-		return vhd_msg(msg, msglen, -EINVAL, "footer %s %" PRIu64
+		return vd_errmsg(msg, msglen, -EINVAL, "footer %s %" PRIu64
 			       " is not a non-zero multiple of 512", what, size);
 	if (size > VHD_MAX_DISK_SIZE)
-		return vhd_msg(msg, msglen, -EFBIG, "footer %s %" PRIu64
+		return vd_errmsg(msg, msglen, -EFBIG, "footer %s %" PRIu64
 			       " is over the VHD limit of 2040 GiB", what, size);
 	return 0;
 }
@@ -209,10 +197,10 @@ int vhd_footer_validate(const struct vhd_footer *f, char *msg, size_t msglen)
 	int err;
 
 	if (f->version >> 16 != 1)
-		return vhd_msg(msg, msglen, -EINVAL, "footer version 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -EINVAL, "footer version 0x%08" PRIx32
 			       " is not 1.x", f->version);
 	if (!type_ok(f->type))
-		return vhd_msg(msg, msglen, -EINVAL, "footer disk type %" PRIu32
+		return vd_errmsg(msg, msglen, -EINVAL, "footer disk type %" PRIu32
 			       " is not fixed (2), dynamic (3) or differencing (4)", f->type);
 	err = check_size("current size", f->current_size, msg, msglen);
 	if (!err)
@@ -221,7 +209,7 @@ int vhd_footer_validate(const struct vhd_footer *f, char *msg, size_t msglen)
 	if (err)
 		return err;
 	if (f->type != VHD_TYPE_FIXED && f->data_offset == VHD_NO_OFFSET)
-		return vhd_msg(msg, msglen, -EINVAL, "footer of a %s image has no header offset",
+		return vd_errmsg(msg, msglen, -EINVAL, "footer of a %s image has no header offset",
 			       f->type == VHD_TYPE_DIFF ? "differencing" : "dynamic");
 	return 0;
 }
@@ -232,11 +220,11 @@ int vhd_footer_parse(const uint8_t buf[VHD_FOOTER_SIZE], struct vhd_footer *f,
 	uint32_t sum;
 
 	if (memcmp(buf + F_COOKIE, footer_cookie, 8))
-		return vhd_msg(msg, msglen, -EINVAL, "footer cookie is not \"conectix\"");
+		return vd_errmsg(msg, msglen, -EINVAL, "footer cookie is not \"conectix\"");
 	vhd_footer_decode(buf, f);
 	sum = vhd_checksum(buf, VHD_FOOTER_SIZE, F_CHECKSUM);
 	if (sum != f->checksum)
-		return vhd_msg(msg, msglen, -EINVAL, "footer checksum 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -EINVAL, "footer checksum 0x%08" PRIx32
 			       " != computed 0x%08" PRIx32, f->checksum, sum);
 	return vhd_footer_validate(f, msg, msglen);
 }
@@ -315,10 +303,10 @@ static int check_locators(const struct vhd_header *h, char *msg, size_t msglen)
 		if (l->code == VHD_PLAT_NONE)
 			continue;
 		if (l->data_length > VHD_LOCATOR_MAX)
-			return vhd_msg(msg, msglen, -EINVAL, "parent locator %d: data length %"
+			return vd_errmsg(msg, msglen, -EINVAL, "parent locator %d: data length %"
 				       PRIu32 " is over %u", i, l->data_length, VHD_LOCATOR_MAX);
 		if (l->data_length > vhd_locator_space(l))
-			return vhd_msg(msg, msglen, -EINVAL, "parent locator %d: data length %"
+			return vd_errmsg(msg, msglen, -EINVAL, "parent locator %d: data length %"
 				       PRIu32 " does not fit its data space %" PRIu32, i,
 				       l->data_length, l->data_space);
 	}
@@ -331,25 +319,25 @@ int vhd_header_validate(const struct vhd_header *h, const struct vhd_footer *f,
 	uint64_t need, most;
 
 	if (h->version >> 16 != 1)
-		return vhd_msg(msg, msglen, -EINVAL, "header version 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -EINVAL, "header version 0x%08" PRIx32
 			       " is not 1.x", h->version);
 	if (!is_pow2(h->block_size) || h->block_size < VHD_BLOCK_MIN ||
 	    h->block_size > VHD_BLOCK_MAX)
-		return vhd_msg(msg, msglen, -EINVAL, "header block size %" PRIu32
+		return vd_errmsg(msg, msglen, -EINVAL, "header block size %" PRIu32
 			       " is not a power of two from 512 B to 256 MiB", h->block_size);
 	need = div_up(vhd_footer_disk_size(f), h->block_size);
 	most = div_up(VHD_MAX_DISK_SIZE, h->block_size);
 	if (most > VHD_MAX_BAT_ENTRIES)
 		most = VHD_MAX_BAT_ENTRIES;
 	if (h->max_table_entries < need)
-		return vhd_msg(msg, msglen, -EINVAL, "header max table entries %" PRIu32
+		return vd_errmsg(msg, msglen, -EINVAL, "header max table entries %" PRIu32
 			       " < %" PRIu64 " blocks needed for the disk size",
 			       h->max_table_entries, need);
 	if (h->max_table_entries > most)
-		return vhd_msg(msg, msglen, -EINVAL, "header max table entries %" PRIu32
+		return vd_errmsg(msg, msglen, -EINVAL, "header max table entries %" PRIu32
 			       " is over the limit of %" PRIu64, h->max_table_entries, most);
 	if (h->table_offset == VHD_NO_OFFSET)
-		return vhd_msg(msg, msglen, -EINVAL, "header has no table offset");
+		return vd_errmsg(msg, msglen, -EINVAL, "header has no table offset");
 	return f->type == VHD_TYPE_DIFF ? check_locators(h, msg, msglen) : 0;
 }
 
@@ -359,11 +347,11 @@ int vhd_header_parse(const uint8_t buf[VHD_HEADER_SIZE], const struct vhd_footer
 	uint32_t sum;
 
 	if (memcmp(buf + H_COOKIE, header_cookie, 8))
-		return vhd_msg(msg, msglen, -EINVAL, "header cookie is not \"cxsparse\"");
+		return vd_errmsg(msg, msglen, -EINVAL, "header cookie is not \"cxsparse\"");
 	vhd_header_decode(buf, h);
 	sum = vhd_checksum(buf, VHD_HEADER_SIZE, H_CHECKSUM);
 	if (sum != h->checksum)
-		return vhd_msg(msg, msglen, -EINVAL, "header checksum 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -EINVAL, "header checksum 0x%08" PRIx32
 			       " != computed 0x%08" PRIx32, h->checksum, sum);
 	return vhd_header_validate(h, f, msg, msglen);
 }

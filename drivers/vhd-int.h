@@ -5,10 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Formats a reason into msg (if msg is not NULL) and returns err, so that
- * a check reads `return vhd_msg(msg, msglen, -EINVAL, "...", ...);`. */
-int vhd_msg(char *msg, size_t msglen, int err, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+#include "common/errmsg.h"
+
+/* Checks read `return vd_errmsg(msg, msglen, -EINVAL, "...", ...);`. */
 
 uint16_t vhd_get16(const uint8_t *p);
 uint32_t vhd_get32(const uint8_t *p);

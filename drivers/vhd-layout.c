@@ -37,10 +37,10 @@ static int extent_inside(const struct extent *e, uint64_t end, char *msg, size_t
 
 	extent_name(e, name, sizeof(name));
 	if (e->start < VHD_FOOTER_SIZE)
-		return vhd_msg(msg, msglen, -EINVAL, "%s at offset %" PRIu64
+		return vd_errmsg(msg, msglen, -EINVAL, "%s at offset %" PRIu64
 			       " overlaps the footer copy at 0", name, e->start);
 	if (e->start >= end || e->len > end - e->start)
-		return vhd_msg(msg, msglen, -EINVAL, "%s at offset %" PRIu64 " (+%" PRIu64
+		return vd_errmsg(msg, msglen, -EINVAL, "%s at offset %" PRIu64 " (+%" PRIu64
 			       ") points past the end of the file (footer at %" PRIu64 ")",
 			       name, e->start, e->len, end);
 	return 0;
@@ -77,7 +77,7 @@ int vhd_layout_validate(const struct vhd_footer *f, const struct vhd_header *h,
 				continue;
 			extent_name(&ext[i], a, sizeof(a));
 			extent_name(&ext[j], b, sizeof(b));
-			return vhd_msg(msg, msglen, -EINVAL, "%s at %" PRIu64 " overlaps %s at %"
+			return vd_errmsg(msg, msglen, -EINVAL, "%s at %" PRIu64 " overlaps %s at %"
 				       PRIu64, a, ext[i].start, b, ext[j].start);
 		}
 		if (round512(ext[i].start + ext[i].len) > end)
@@ -115,11 +115,11 @@ int vhd_bat_check(const uint8_t *bat, uint32_t entries, uint32_t block_size,
 		if (e == VHD_BAT_UNUSED)
 			continue;
 		if (start < meta_end)
-			return vhd_msg(msg, msglen, -EINVAL, "BAT entry %" PRIu32 " (sector %"
+			return vd_errmsg(msg, msglen, -EINVAL, "BAT entry %" PRIu32 " (sector %"
 				       PRIu32 ") points into the metadata (which ends at %"
 				       PRIu64 ")", i, e, meta_end);
 		if (start >= footer_offset || span > footer_offset - start)
-			return vhd_msg(msg, msglen, -EINVAL, "BAT entry %" PRIu32 " (sector %"
+			return vd_errmsg(msg, msglen, -EINVAL, "BAT entry %" PRIu32 " (sector %"
 				       PRIu32 ") points past the end of the file", i, e);
 	}
 	return 0;

@@ -37,7 +37,7 @@ int vhd_bat_overlap(const uint32_t *bat, uint32_t entries, uint32_t block_size,
 
 	s = malloc(sizeof(*s) * (entries ? entries : 1));
 	if (!s)
-		return vhd_msg(msg, msglen, -ENOMEM, "BAT: out of memory");
+		return vd_errmsg(msg, msglen, -ENOMEM, "BAT: out of memory");
 	for (uint32_t i = 0; i < entries; i++) {
 		if (bat[i] != VHD_BAT_UNUSED)
 			s[n++] = (struct bat_span){ (uint64_t)bat[i] * 512, i };
@@ -45,7 +45,7 @@ int vhd_bat_overlap(const uint32_t *bat, uint32_t entries, uint32_t block_size,
 	qsort(s, n, sizeof(*s), span_cmp);
 	for (uint32_t i = 1; i < n; i++) {
 		if (s[i].start < s[i - 1].start + span) {
-			err = vhd_msg(msg, msglen, -EINVAL, "BAT entry %" PRIu32
+			err = vd_errmsg(msg, msglen, -EINVAL, "BAT entry %" PRIu32
 				      " (sector %" PRIu64 ") overlaps the block of entry %"
 				      PRIu32 " (sector %" PRIu64 ")", s[i].index,
 				      s[i].start / 512, s[i - 1].index, s[i - 1].start / 512);
@@ -66,12 +66,12 @@ int vhd_bat_load(int fd, const char *name, const struct vhd_image_meta *m, uint3
 	int err;
 
 	if (!raw || !bat) {
-		err = vhd_msg(why, sizeof(why), -ENOMEM, "BAT: out of memory");
+		err = vd_errmsg(why, sizeof(why), -ENOMEM, "BAT: out of memory");
 		goto err;
 	}
 	err = vd_pread_all(fd, raw, bytes, m->bat_offset);
 	if (err) {
-		vhd_msg(why, sizeof(why), err, "reading the BAT (%" PRIu64 " bytes at %"
+		vd_errmsg(why, sizeof(why), err, "reading the BAT (%" PRIu64 " bytes at %"
 			PRIu64 "): %s", bytes, m->bat_offset, strerror(-err));
 		goto err;
 	}
@@ -90,7 +90,7 @@ int vhd_bat_load(int fd, const char *name, const struct vhd_image_meta *m, uint3
 err:
 	free(raw);
 	free(bat);
-	return vhd_msg(msg, msglen, err, "%s: %s", name, why);
+	return vd_errmsg(msg, msglen, err, "%s: %s", name, why);
 }
 
 /* dir/rel, or rel when it is absolute. */
@@ -127,16 +127,16 @@ int vhd_parent_find(int fd, const char *child, const struct vhd_image_meta *m,
 			if (l->data_length > VHD_LOCATOR_MAX ||
 			    l->data_length > vhd_locator_space(l)) {
 				free(data);
-				return vhd_msg(msg, msglen, -EINVAL, "%s: parent locator %d: "
+				return vd_errmsg(msg, msglen, -EINVAL, "%s: parent locator %d: "
 					       "data length %" PRIu32 " exceeds its space",
 					       child, i, l->data_length);
 			}
 			if (!data && !(data = malloc(VHD_LOCATOR_MAX)))
-				return vhd_msg(msg, msglen, -ENOMEM, "%s: out of memory", child);
+				return vd_errmsg(msg, msglen, -ENOMEM, "%s: out of memory", child);
 			err = vd_pread_all(fd, data, l->data_length, l->data_offset);
 			if (err) {
 				free(data);
-				return vhd_msg(msg, msglen, err, "%s: parent locator %d: "
+				return vd_errmsg(msg, msglen, err, "%s: parent locator %d: "
 					       "reading its data: %s", child, i, strerror(-err));
 			}
 			if (vhd_locator_decode(l->code, data, l->data_length, name,
@@ -163,6 +163,6 @@ int vhd_parent_find(int fd, const char *child, const struct vhd_image_meta *m,
 		snprintf(out, outcap, "%s", path);
 		return 0;
 	}
-	return vhd_msg(msg, msglen, -ENOENT, "%s: parent not found (parent locators: %s)",
+	return vd_errmsg(msg, msglen, -ENOENT, "%s: parent not found (parent locators: %s)",
 		       child, tl ? tried : "none usable");
 }

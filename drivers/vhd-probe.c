@@ -28,7 +28,7 @@ static int find_footer(int fd, struct vhd_image_meta *m, char *why, size_t whyle
 
 	err = vd_pread_all(fd, end, VHD_FOOTER_SIZE, m->file_size - VHD_FOOTER_SIZE);
 	if (err)
-		return vhd_msg(why, whylen, err, "reading the footer: %s", strerror(-err));
+		return vd_errmsg(why, whylen, err, "reading the footer: %s", strerror(-err));
 	err = vhd_footer_parse(end, &m->footer, why, whylen);
 	if (!err) {
 		m->footer_offset = m->file_size - VHD_FOOTER_SIZE;
@@ -44,7 +44,7 @@ static int find_footer(int fd, struct vhd_image_meta *m, char *why, size_t whyle
 	}
 	cerr = vd_pread_all(fd, copy, VHD_FOOTER_SIZE, 0);
 	if (cerr)
-		return vhd_msg(why, whylen, cerr, "reading the footer copy: %s", strerror(-cerr));
+		return vd_errmsg(why, whylen, cerr, "reading the footer copy: %s", strerror(-cerr));
 	if (!err) {
 		m->footer_copy_differs = m->footer.type != VHD_TYPE_FIXED &&
 			(m->short_footer ? memcmp(copy, end + 1, VHD_FOOTER_SIZE - 1)
@@ -69,11 +69,11 @@ static int probe_dynamic(int fd, struct vhd_image_meta *m, char *why, size_t why
 
 	if (off < VHD_FOOTER_SIZE || off > m->footer_offset ||
 	    m->footer_offset - off < VHD_HEADER_SIZE)
-		return vhd_msg(why, whylen, -EINVAL, "footer data offset %" PRIu64
+		return vd_errmsg(why, whylen, -EINVAL, "footer data offset %" PRIu64
 			       " puts the dynamic header outside the file", off);
 	err = vd_pread_all(fd, buf, sizeof(buf), off);
 	if (err)
-		return vhd_msg(why, whylen, err, "reading the dynamic header: %s",
+		return vd_errmsg(why, whylen, err, "reading the dynamic header: %s",
 			       strerror(-err));
 	err = vhd_header_parse(buf, &m->footer, &m->header, why, whylen);
 	if (!err)
@@ -97,9 +97,9 @@ int vhd_probe_fd(int fd, const char *name, struct vhd_image_meta *out, char *msg
 	int err;
 
 	if (size < 0)
-		return vhd_msg(msg, msglen, -errno, "%s: size: %s", name, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "%s: size: %s", name, strerror(errno));
 	if (size < VHD_FOOTER_SIZE)
-		return vhd_msg(msg, msglen, -EINVAL, "%s: %lld bytes is too small for a"
+		return vd_errmsg(msg, msglen, -EINVAL, "%s: %lld bytes is too small for a"
 			       " VHD footer", name, (long long)size);
 	m.file_size = (uint64_t)size;
 	err = find_footer(fd, &m, why, sizeof(why));
@@ -108,7 +108,7 @@ int vhd_probe_fd(int fd, const char *name, struct vhd_image_meta *out, char *msg
 	m.disk_size = vhd_footer_disk_size(&m.footer);
 	if (m.footer.type == VHD_TYPE_FIXED) {
 		if (m.disk_size > m.footer_offset) {
-			err = vhd_msg(why, sizeof(why), -EINVAL, "fixed disk of %" PRIu64
+			err = vd_errmsg(why, sizeof(why), -EINVAL, "fixed disk of %" PRIu64
 				      " bytes does not fit before its footer at %" PRIu64,
 				      m.disk_size, m.footer_offset);
 			goto err;
@@ -121,7 +121,7 @@ int vhd_probe_fd(int fd, const char *name, struct vhd_image_meta *out, char *msg
 	*out = m;
 	return 0;
 err:
-	return vhd_msg(msg, msglen, err, "%s: %s", name, why);
+	return vd_errmsg(msg, msglen, err, "%s: %s", name, why);
 }
 
 int vhd_probe_file(const char *path, struct vhd_image_meta *out, char *msg, size_t msglen)
@@ -130,7 +130,7 @@ int vhd_probe_file(const char *path, struct vhd_image_meta *out, char *msg, size
 	int err;
 
 	if (fd < 0)
-		return vhd_msg(msg, msglen, -errno, "%s: open: %s", path, strerror(errno));
+		return vd_errmsg(msg, msglen, -errno, "%s: open: %s", path, strerror(errno));
 	err = vhd_probe_fd(fd, path, out, msg, msglen);
 	close(fd);
 	return err;

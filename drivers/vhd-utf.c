@@ -169,20 +169,20 @@ int vhd_locator_encode(uint32_t code, const char *path, uint8_t *out, size_t out
 	case VHD_PLAT_W2KU:
 		err = vhd_utf8_to_utf16(path, out, outcap, false, outlen);
 		if (err)
-			return vhd_msg(msg, msglen, err, "parent path %s for the %s locator",
+			return vd_errmsg(msg, msglen, err, "parent path %s for the %s locator",
 				       err == -EILSEQ ? "is not valid UTF-8" : "is too long",
 				       code_name(code, name));
 		return 0;
 	case VHD_PLAT_MACX:
 		if (outcap < pre || plen > outcap - pre)
-			return vhd_msg(msg, msglen, -ENAMETOOLONG, "parent path is too long"
+			return vd_errmsg(msg, msglen, -ENAMETOOLONG, "parent path is too long"
 				       " for the MacX locator");
 		memcpy(out, macx_prefix, pre);
 		memcpy(out + pre, path, plen);
 		*outlen = pre + plen;
 		return 0;
 	default:
-		return vhd_msg(msg, msglen, -ENOTSUP, "parent locator platform 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -ENOTSUP, "parent locator platform 0x%08" PRIx32
 			       " (%s) is not supported", code, code_name(code, name));
 	}
 }
@@ -199,7 +199,7 @@ int vhd_locator_decode(uint32_t code, const uint8_t *data, size_t len, char *out
 	case VHD_PLAT_W2KU:
 		err = vhd_utf16_to_utf8(data, len, false, out, outcap);
 		if (err)
-			return vhd_msg(msg, msglen, err, "%s parent locator %s",
+			return vd_errmsg(msg, msglen, err, "%s parent locator %s",
 				       code_name(code, name), err == -EILSEQ ?
 				       "is not valid UTF-16" : "is too long");
 		for (char *p = out; *p; p++)
@@ -211,13 +211,13 @@ int vhd_locator_decode(uint32_t code, const uint8_t *data, size_t len, char *out
 		while (len && data[len - 1] == 0)
 			len--;
 		if (len < pre || memcmp(data, macx_prefix, pre))
-			return vhd_msg(msg, msglen, -EINVAL, "MacX parent locator does not"
+			return vd_errmsg(msg, msglen, -EINVAL, "MacX parent locator does not"
 				       " start with \"file://\"");
 		if (memchr(data, 0, len))
-			return vhd_msg(msg, msglen, -EILSEQ, "MacX parent locator has a NUL"
+			return vd_errmsg(msg, msglen, -EILSEQ, "MacX parent locator has a NUL"
 				       " inside");
 		if (len - pre >= outcap)
-			return vhd_msg(msg, msglen, -ENAMETOOLONG, "MacX parent locator is too"
+			return vd_errmsg(msg, msglen, -ENAMETOOLONG, "MacX parent locator is too"
 				       " long");
 		memcpy(out, data + pre, len - pre);
 		out[len - pre] = 0;
@@ -227,17 +227,17 @@ int vhd_locator_decode(uint32_t code, const uint8_t *data, size_t len, char *out
 			size_t n = utf8_decode(s, &cp);
 
 			if (!n)
-				return vhd_msg(msg, msglen, -EILSEQ, "MacX parent locator is"
+				return vd_errmsg(msg, msglen, -EILSEQ, "MacX parent locator is"
 					       " not valid UTF-8");
 			s += n;
 		}
 		break;
 	default:
-		return vhd_msg(msg, msglen, -ENOTSUP, "parent locator platform 0x%08" PRIx32
+		return vd_errmsg(msg, msglen, -ENOTSUP, "parent locator platform 0x%08" PRIx32
 			       " (%s) is not supported", code, code_name(code, name));
 	}
 	if (!out[0])
-		return vhd_msg(msg, msglen, -EINVAL, "%s parent locator is empty",
+		return vd_errmsg(msg, msglen, -EINVAL, "%s parent locator is empty",
 			       code_name(code, name));
 	return 0;
 }
