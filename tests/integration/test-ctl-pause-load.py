@@ -8,36 +8,16 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import Checks, Daemon, skip  # noqa: E402
+from nbd_client import Ctl, Checks, Daemon, skip  # noqa: E402
 
 CYCLES = 100
 
 
-class Ctl:
-    """One control connection: greeting, then request/reply lines."""
-
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(60)
-        self.s.connect(path)
-        self.f = self.s.makefile("rw")
-        self.greeting = json.loads(self.f.readline())
-
-    def call(self, cmd, **args):
-        args["cmd"] = cmd
-        self.f.write(json.dumps(args) + "\n")
-        self.f.flush()
-        return json.loads(self.f.readline())
-
-    def close(self):
-        self.f.close()
-        self.s.close()
 
 
 if not shutil.which("fio"):

@@ -3,32 +3,17 @@ as under memory pressure) with NBD writes waiting behind it.  pause
 --timeout answers ETIMEDOUT after its timeout, the disk is resumed, the
 writes complete once io_submit returns, and a later pause works."""
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import CMD_READ, CMD_WRITE, Checks, Daemon, MiB, skip  # noqa: E402
+from nbd_client import Ctl, CMD_READ, CMD_WRITE, Checks, Daemon, MiB, skip  # noqa: E402
 
 STALL_MS = 2500
 
 
-class Ctl:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(30)
-        self.s.connect(path)
-        self.f = self.s.makefile("rw")
-        self.f.readline()
-
-    def call(self, cmd, **args):
-        args["cmd"] = cmd
-        self.f.write(json.dumps(args) + "\n")
-        self.f.flush()
-        return json.loads(self.f.readline())
 
 
 shim = os.path.join(os.environ.get("TESTS_BUILD", "build/tests"), "stall-shim.so")

@@ -6,37 +6,16 @@ client asks for a reopen: the reopen must wait for the flush (closing the
 image under it would run the FDSYNC on a closed or reused fd), then
 succeed; the flush succeeds too, and nothing touches a bad fd."""
 
-import json
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import CMD_READ, CMD_WRITE, Checks, Daemon, MiB, skip  # noqa: E402
+from nbd_client import Ctl, CMD_READ, CMD_WRITE, Checks, Daemon, MiB, skip  # noqa: E402
 
 STALL_MS = 1500
 
 
-class Ctl:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.settimeout(30)
-        self.s.connect(path)
-        self.f = self.s.makefile("rw")
-        self.f.readline()
-
-    def send(self, cmd, **args):
-        args["cmd"] = cmd
-        self.f.write(json.dumps(args) + "\n")
-        self.f.flush()
-
-    def reply(self):
-        return json.loads(self.f.readline())
-
-    def call(self, cmd, **args):
-        self.send(cmd, **args)
-        return self.reply()
 
 
 shim = os.path.join(os.environ.get("TESTS_BUILD", "build/tests"), "stall-shim.so")

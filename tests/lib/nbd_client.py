@@ -6,6 +6,7 @@ Only the standard library: it runs under any python3."""
 
 import atexit
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -354,6 +355,33 @@ class Daemon:
         r = json.loads(f.readline())
         s.close()
         return r
+
+
+class Ctl:
+    """One control connection: the greeting, then request/reply lines."""
+
+    def __init__(self, path, timeout=60):
+        self.s = socket.socket(socket.AF_UNIX)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.f = self.s.makefile("rw")
+        self.greeting = json.loads(self.f.readline())
+
+    def send(self, cmd, **args):
+        args["cmd"] = cmd
+        self.f.write(json.dumps(args) + "\n")
+        self.f.flush()
+
+    def reply(self):
+        return json.loads(self.f.readline())
+
+    def call(self, cmd, **args):
+        self.send(cmd, **args)
+        return self.reply()
+
+    def close(self):
+        self.f.close()
+        self.s.close()
 
 
 class Checks:
