@@ -15,10 +15,13 @@
 #include "common/log.h"
 #include "core/vbd-int.h"
 #include "drivers/vhd-create.h"
+#include "queue/queue.h"
 
 struct vbd_snap {
 	struct vbd *vbd;
 	char *newfile;
+	char *parent;		/* the leaf, as it was when the create began */
+	struct tiocb call;	/* vhd_create on the queue's worker */
 	vbd_snapshot_cb *cb;
 	void *arg;
 	bool was_running;
@@ -36,20 +39,25 @@ static void snap_finish(struct vbd_snap *s, int err)
 			s->newfile);
 	s->cb(s->arg, err, err ? s->msg : NULL);
 	free(s->newfile);
+	free(s->parent);
 	free(s);
 }
 
-static void snap_flushed(void *arg, int err)
+/* Worker thread: writing the new image and fsyncing it and its directory
+ * may take long; the main loop goes on serving the control socket. */
+static long snap_create_call(struct tiocb *t)
 {
-	struct vbd_snap *s = arg;
-	struct vbd *vbd = s->vbd;
+	struct vbd_snap *s = t->data;
 
-	if (err) {
-		snprintf(s->msg, sizeof(s->msg), "flush before the snapshot: %s", strerror(-err));
-		snap_finish(s, err);
-		return;
-	}
-	err = vhd_create(s->newfile, 0, VHD_TYPE_DIFF, 0, vbd->image, s->msg, sizeof(s->msg));
+	return vhd_create(s->newfile, 0, VHD_TYPE_DIFF, 0, s->parent, s->msg, sizeof(s->msg));
+}
+
+static void snap_created(struct tiocb *t, long res)
+{
+	struct vbd_snap *s = t->data;
+	struct vbd *vbd = s->vbd;
+	int err = (int)res;
+
 	if (err) {
 		snap_finish(s, err);
 		return;
@@ -64,6 +72,26 @@ static void snap_flushed(void *arg, int err)
 		return;
 	}
 	snap_finish(s, 0);
+}
+
+static void snap_flushed(void *arg, int err)
+{
+	struct vbd_snap *s = arg;
+	struct vbd *vbd = s->vbd;
+
+	if (err) {
+		snprintf(s->msg, sizeof(s->msg), "flush before the snapshot: %s", strerror(-err));
+		snap_finish(s, err);
+		return;
+	}
+	s->parent = strdup(vbd->image);
+	if (!s->parent) {
+		snprintf(s->msg, sizeof(s->msg), "out of memory");
+		snap_finish(s, -ENOMEM);
+		return;
+	}
+	tiocb_prep_call(&s->call, snap_create_call, snap_created, s);
+	tq_submit(vbd->q, &s->call);
 }
 
 static void snap_paused(void *arg, int err)
