@@ -1,6 +1,7 @@
 /* stats: the live counters under the names DESIGN.md gives them, plus a
  * few extra ones (caches, block_status, held). */
 #include <errno.h>
+#include <stdio.h>
 
 #include "control/ctl-int.h"
 #include "core/vbd.h"
@@ -48,6 +49,19 @@ static int cmd_stats_exec(struct ctl_request *req)
 	cmd_set_u64(r, "throttle_wait_us", s.throttle_wait_us);
 	cmd_set_u64(r, "buffer_bytes", s.buffer_bytes);
 	cmd_set_u64(r, "buffer_limit", s.buffer_limit);
+	cmd_set_u64(r, "submit_wakeups", s.submit_wakeups);
+	cmd_set_u64(r, "submit_polled", s.submit_polled);
+	for (unsigned i = 0; i < VBD_STAGES; i++) {
+		const char *n = vbd_stage_name(i);
+		char key[48];
+
+		snprintf(key, sizeof(key), "stage_%s_count", n);
+		cmd_set_u64(r, key, s.stage[i].count);
+		snprintf(key, sizeof(key), "stage_%s_p50_us", n);
+		cmd_set_u64(r, key, s.stage[i].p50_us);
+		snprintf(key, sizeof(key), "stage_%s_p99_us", n);
+		cmd_set_u64(r, key, s.stage[i].p99_us);
+	}
 	return 0;
 }
 

@@ -2,7 +2,7 @@
 #ifndef VD_VBD_INT_H
 #define VD_VBD_INT_H
 
-#include "core/latency.h"
+#include "common/latency.h"
 #include "core/throttle.h"
 #include "core/vbd.h"
 #include "drivers/driver.h"
@@ -16,6 +16,7 @@ struct vbd_req {
 	struct vd_io io;
 	struct vbd *vbd;
 	uint64_t start_ns;
+	uint64_t done_ns;
 	bool rejected;			/* failed the checks: the client's fault */
 	size_t cap;			/* capacity of pub.buf */
 	uint64_t charged;		/* bytes counted in vbd->buffer_bytes */
@@ -40,6 +41,7 @@ struct vbd_counters {
 	uint64_t reads, writes, flushes, trims, zeroes, caches, block_status;
 	uint64_t bytes_read, bytes_written, errors;
 	struct lat_hist read_lat, write_lat;
+	struct lat_hist recv_lat, vbd_lat, reply_lat, total_lat;
 };
 
 /* I/O limits (core/vbd-limit.c): requests over a limit wait here, in

@@ -169,5 +169,30 @@ void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
 		.buffer_bytes = vbd->buffer_bytes,
 		.buffer_limit = vbd->buffer_limit,
 		.pause_reason = vbd_pause_reason(vbd),
+		.submit_wakeups = qs.wakeups,
+		.submit_polled = qs.polled,
 	};
+	const struct lat_hist *h[VBD_STAGES] = {
+		[VBD_STAGE_RECV] = &c->recv_lat, [VBD_STAGE_QUEUE] = &qs.lat_queue,
+		[VBD_STAGE_SUBMIT] = &qs.lat_submit, [VBD_STAGE_DEVICE] = &qs.lat_device,
+		[VBD_STAGE_VBD] = &c->vbd_lat, [VBD_STAGE_REPLY] = &c->reply_lat,
+		[VBD_STAGE_TOTAL] = &c->total_lat,
+	};
+	for (unsigned i = 0; i < VBD_STAGES; i++)
+		s->stage[i] = (struct vbd_stage_lat){
+			.count = h[i]->count,
+			.p50_us = lat_percentile(h[i], 50),
+			.p99_us = lat_percentile(h[i], 99),
+		};
+}
+
+const char *vbd_stage_name(enum vbd_stage st)
+{
+	static const char *const names[VBD_STAGES] = {
+		[VBD_STAGE_RECV] = "recv", [VBD_STAGE_QUEUE] = "queue",
+		[VBD_STAGE_SUBMIT] = "submit", [VBD_STAGE_DEVICE] = "device",
+		[VBD_STAGE_VBD] = "vbd", [VBD_STAGE_REPLY] = "reply",
+		[VBD_STAGE_TOTAL] = "total",
+	};
+	return (unsigned)st < VBD_STAGES ? names[st] : "?";
 }

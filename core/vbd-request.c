@@ -60,6 +60,7 @@ struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen)
 	req->charged = buflen;
 	vbd->buffer_bytes += buflen;
 	req->rejected = false;
+	req->done_ns = 0;
 	req->vbd_next = NULL;
 	return &req->pub;
 }
@@ -92,6 +93,17 @@ void vbd_request_put(struct vbd_request *pub)
 	req->vbd_next = vbd->pool;
 	vbd->pool = req;
 	vbd->pool_free++;
+}
+
+void vbd_request_replied(struct vbd_request *pub, uint64_t now_ns)
+{
+	struct vbd_req *req = vbd_req_of(pub);
+	struct vbd_counters *c = &req->vbd->c;
+
+	if (req->done_ns && now_ns >= req->done_ns)
+		lat_record(&c->reply_lat, (now_ns - req->done_ns) / 1000);
+	if (pub->recv_ns && now_ns >= pub->recv_ns)
+		lat_record(&c->total_lat, (now_ns - pub->recv_ns) / 1000);
 }
 
 bool vbd_buffer_room(const struct vbd *vbd, uint64_t len)
@@ -131,12 +143,14 @@ static const char *vbd_op_name(enum vbd_op op)
 	return (unsigned)op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
 
-static void vbd_account(struct vbd *vbd, const struct vbd_req *rq)
+static void vbd_account(struct vbd *vbd, struct vbd_req *rq)
 {
 	const struct vbd_request *req = &rq->pub;
 	struct vbd_counters *c = &vbd->c;
-	uint64_t us = (vd_now_ns() - rq->start_ns) / 1000;
+	uint64_t now = vd_now_ns(), us = (now - rq->start_ns) / 1000;
 
+	rq->done_ns = now;
+	lat_record(&c->vbd_lat, us);
 	if (req->err)
 		c->errors++;
 	switch (req->op) {
@@ -394,6 +408,8 @@ void vbd_request_submit(struct vbd_request *pub)
 	int r;
 
 	req->start_ns = vd_now_ns();
+	if (pub->recv_ns && pub->recv_ns <= req->start_ns)
+		lat_record(&vbd->c.recv_lat, (req->start_ns - pub->recv_ns) / 1000);
 	r = vbd_check(vbd, req);
 	if (r < 0) {
 		req->rejected = true;

@@ -58,6 +58,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	tq_options_default(&qo);
 	if (cfg->queue_depth)
 		qo.depth = cfg->queue_depth;
+	qo.poll_us = cfg->poll_us;
 	r = tq_create(base, &qo, &vbd->q);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");

@@ -67,6 +67,7 @@ struct vbd_request {
 	unsigned nr_extents;
 
 	int err;			/* result: 0 or a negative errno */
+	uint64_t recv_ns;		/* when the frontend read it (vd_now_ns), or 0 */
 
 	/* The frontend's. */
 	void (*done)(struct vbd_request *req);
@@ -97,6 +98,7 @@ struct vbd_config {
 	bool read_only;
 	enum vbd_cache cache;
 	unsigned queue_depth;
+	unsigned poll_us;		/* the queue's poll window; 0: off */
 	const struct thr_limits *limits;	/* NULL: none */
 	const char *limit_group;	/* NULL: the limits are this disk's */
 	const char *rundir;		/* where limit groups live */
@@ -127,6 +129,32 @@ struct vbd_info {
 	bool direct;			/* O_DIRECT in effect */
 };
 
+/* Where a request's time goes, stage by stage (docs/performance.md):
+ *   recv    the frontend read it -> handed to the vbd
+ *   queue   the driver queued it -> the submit thread took it
+ *   submit  one io_submit call (per call, not per request)
+ *   device  the submit thread took it -> its completion was reaped
+ *   vbd     handed to the vbd -> done (every op; reads and writes also
+ *           have read_lat/write_lat)
+ *   reply   done -> the reply left in a send call
+ *   total   the frontend read it -> the reply left
+ * queue, submit and device are the queue's (raw, vhd); a driver without
+ * the queue (ram, rbd) leaves them empty. */
+enum vbd_stage {
+	VBD_STAGE_RECV,
+	VBD_STAGE_QUEUE,
+	VBD_STAGE_SUBMIT,
+	VBD_STAGE_DEVICE,
+	VBD_STAGE_VBD,
+	VBD_STAGE_REPLY,
+	VBD_STAGE_TOTAL,
+	VBD_STAGES
+};
+struct vbd_stage_lat {
+	uint64_t count, p50_us, p99_us;
+};
+const char *vbd_stage_name(enum vbd_stage st);
+
 /* Live counters (see DESIGN.md for the names). */
 struct vbd_stats {
 	uint64_t reads, writes, flushes, trims, zeroes, caches, block_status;
@@ -142,6 +170,8 @@ struct vbd_stats {
 	uint64_t throttled, throttled_now, throttle_wait_us;
 	uint64_t buffer_bytes, buffer_limit;
 	const char *pause_reason;	/* "" running; "operator", or the error */
+	uint64_t submit_wakeups, submit_polled;
+	struct vbd_stage_lat stage[VBD_STAGES];
 };
 
 int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd **out);
@@ -163,6 +193,9 @@ const char *vbd_state_name(enum vbd_state s);
  * size.  NULL when buflen > VBD_MAX_PAYLOAD or memory is short. */
 struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen);
 void vbd_request_put(struct vbd_request *req);
+/* The frontend sent req's reply at now_ns (before it puts req back):
+ * counts the reply and total stages. */
+void vbd_request_replied(struct vbd_request *req, uint64_t now_ns);
 
 /* The daemon-wide buffer budget (--buffer-limit): true when a request
  * asking for len more bytes may be taken now.  Frontends apply it as

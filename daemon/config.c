@@ -143,6 +143,11 @@ static int cfg_queue_depth(struct vd_config *cfg, const char *value, char *msg,
 	return cfg_uint(value, 1, VD_MAX_QUEUE_DEPTH, &cfg->queue_depth, msg, msglen);
 }
 
+static int cfg_poll_us(struct vd_config *cfg, const char *value, char *msg, size_t msglen)
+{
+	return cfg_uint(value, 0, VD_MAX_POLL_US, &cfg->poll_us, msg, msglen);
+}
+
 static int cfg_max_connections(struct vd_config *cfg, const char *value,
 			       char *msg, size_t msglen)
 {
@@ -306,6 +311,7 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "read-only", .key = CFG_READ_ONLY, .parse = cfg_read_only },
 	{ .name = "cache", .key = CFG_CACHE, .parse = cfg_cache },
 	{ .name = "queue-depth", .key = CFG_QUEUE_DEPTH, .parse = cfg_queue_depth },
+	{ .name = "poll-us", .key = CFG_POLL_US, .parse = cfg_poll_us },
 	{ .name = "max-connections", .key = CFG_MAX_CONNECTIONS,
 	  .parse = cfg_max_connections },
 	{ .name = "log-level", .key = CFG_LOG_LEVEL, .parse = cfg_log_level },
@@ -583,6 +589,8 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 		o->cache = cfg->cache;
 	if (cfg->line[CFG_QUEUE_DEPTH] && !(o->set & VD_SET_QUEUE_DEPTH))
 		o->queue_depth = cfg->queue_depth;
+	if (cfg->line[CFG_POLL_US] && !(o->set & VD_SET_POLL_US))
+		o->poll_us = cfg->poll_us;
 	if (cfg->line[CFG_MAX_CONNECTIONS] && !(o->set & VD_SET_MAX_CONNECTIONS))
 		o->max_connections = cfg->max_connections;
 	if (cfg->line[CFG_LOG_LEVEL] && !(o->set & VD_SET_LOG_LEVEL))

@@ -47,6 +47,7 @@ enum cfg_key {
 	CFG_CEPH_ID,
 	CFG_CEPH_TIMEOUT,
 	CFG_CEPH_OP_TIMEOUT,
+	CFG_POLL_US,
 	CFG_NR_KEYS,
 };
 
@@ -61,6 +62,7 @@ struct vd_config {
 	bool read_only;
 	enum vbd_cache cache;
 	unsigned queue_depth;
+	unsigned poll_us;
 	unsigned max_connections;
 	unsigned shutdown_timeout;
 	unsigned max_peer_connections;

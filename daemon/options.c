@@ -26,6 +26,9 @@ static const char usage_text[] =
 "  -r, --read-only           serve read-only\n"
 "      --cache none|writeback  none = O_DIRECT (default), writeback = page cache\n"
 "      --queue-depth N       max iocbs in flight (default 128, 1..4096)\n"
+"      --poll-us N           the submit thread spins up to N microseconds for\n"
+"                            more work before sleeping, only while busy\n"
+"                            (default 0: off; 0..1000)\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
 "      --max-peer-connections N  connections of one peer (uid on unix\n"
 "                            sockets, address on TCP; default: no own cap)\n"
@@ -107,7 +110,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
 	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR, OPT_TLS,
 	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT,
-	       OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT, OPT_CEPH_OP_TIMEOUT };
+	       OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT, OPT_CEPH_OP_TIMEOUT, OPT_POLL_US };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -116,6 +119,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "read-only", no_argument, NULL, 'r' },
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 		{ "max-peer-connections", required_argument, NULL, OPT_MAX_PEER_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -182,6 +186,12 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 				       &o->queue_depth))
 				return VD_OPT_BAD;
 			o->set |= VD_SET_QUEUE_DEPTH;
+			break;
+		case OPT_POLL_US:
+			if (options_parse_uint("--poll-us", optarg, 0, VD_MAX_POLL_US,
+					       &o->poll_us))
+				return VD_OPT_BAD;
+			o->set |= VD_SET_POLL_US;
 			break;
 		case OPT_MAX_CONN:
 			if (options_parse_uint("--max-connections", optarg, 1, VD_MAX_CONNECTIONS,

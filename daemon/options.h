@@ -16,6 +16,7 @@ enum {
 	VD_MAX_SHUTDOWN_TIMEOUT = 86400,
 	VD_MIN_BUFFER_LIMIT = 1024 * 1024,
 	VD_MAX_CEPH_TIMEOUT = 86400,
+	VD_MAX_POLL_US = 1000,
 };
 
 struct vd_config;
@@ -38,6 +39,7 @@ enum vd_opt_set {
 	VD_SET_HANDSHAKE_TIMEOUT = 1u << 12,
 	VD_SET_CEPH_TIMEOUT = 1u << 13,
 	VD_SET_CEPH_OP_TIMEOUT = 1u << 14,
+	VD_SET_POLL_US = 1u << 15,
 };
 
 struct vd_options {
@@ -50,6 +52,7 @@ struct vd_options {
 	bool read_only;
 	enum vbd_cache cache;
 	unsigned queue_depth;
+	unsigned poll_us;		/* submit thread poll window; 0: off */
 	unsigned max_connections;
 	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned shutdown_timeout;	/* seconds */

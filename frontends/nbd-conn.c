@@ -23,6 +23,7 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
@@ -301,6 +302,7 @@ static bool nbd_conn_send(struct nbd_conn *c)
 			return f > 0;
 		}
 		/* Retire what went out; keep the place in a partial one. */
+		uint64_t now = vd_now_ns();
 		while (c->out_head) {
 			size_t left;
 
@@ -315,6 +317,8 @@ static bool nbd_conn_send(struct nbd_conn *c)
 			c->out_head = s->next;
 			if (!c->out_head)
 				c->out_tail = &c->out_head;
+			if (s->req)
+				vbd_request_replied(s->req, now);
 			nbd_conn_slot_release(c, s);
 		}
 	}

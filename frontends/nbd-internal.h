@@ -154,6 +154,7 @@ struct nbd_conn {
 	struct nbd_slot *free_slots;
 	unsigned used_slots;
 	uint64_t bytes;			/* payload bytes held by slots */
+	uint64_t recv_ns;		/* when the last read call returned data */
 	unsigned inflight;		/* in the vbd; done not yet called */
 	unsigned submitted;		/* since the last vbd_kick */
 	struct nbd_slot *out_head, **out_tail;

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "common/clock.h"
 #include "core/vbd.h"
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-proto.h"
@@ -240,6 +241,7 @@ static void nbd_tx_dispatch(struct nbd_conn *c, const struct nbd_request *r)
 	req->done = nbd_tx_done;
 	req->owner = s;
 	req->tag = r->handle;
+	req->recv_ns = c->recv_ns;
 	if (r->type == NBD_CMD_BLOCK_STATUS) {
 		req->extents = req->buf;
 		req->max_extents = (unsigned)(buflen /
@@ -393,6 +395,7 @@ void nbd_tx_read(struct nbd_conn *c)
 		n = nbd_conn_readv(c, iov, cnt);
 		if (n <= 0)
 			break;
+		c->recv_ns = vd_now_ns();	/* one clock read per read call */
 		if (payload) {
 			size_t d = (size_t)n < payload ? (size_t)n : payload;
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "queue/queue-int.h"
 
@@ -112,12 +113,11 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	q->lim.max_bytes = o->max_merge_bytes ? o->max_merge_bytes : 1024 * 1024;
 	if (o->no_merge)
 		q->lim.max_iov = 0;
-	tq_list_init(&q->staged);
+	q->poll_ns = (uint64_t)o->poll_us * 1000;
 	tq_list_init(&q->waiting);
 	tq_list_init(&q->work);
 	tq_list_init(&q->done);
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->submit_cond, NULL);
 	pthread_cond_init(&q->worker_cond, NULL);
 
 	q->slots = calloc(o->depth, sizeof(*q->slots));
@@ -161,7 +161,7 @@ err:
 
 void tq_drain(struct tqueue *q)
 {
-	if (q->outstanding && q->staged.count)
+	if (q->outstanding && q->staged_count)
 		tq_kick(q);
 	while (q->outstanding > 0 && q->submit_started)
 		tq_wait(q);
@@ -174,10 +174,10 @@ void tq_destroy(struct tqueue *q)
 	tq_drain(q);
 
 	pthread_mutex_lock(&q->lock);
-	q->stop = true;
-	pthread_cond_broadcast(&q->submit_cond);
+	__atomic_store_n(&q->stop, true, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&q->worker_cond);
 	pthread_mutex_unlock(&q->lock);
+	tq_wake_submitter(q, false);
 	if (q->submit_started)
 		pthread_join(q->submit_thread, NULL);
 	if (q->worker_started)
@@ -190,32 +190,52 @@ void tq_destroy(struct tqueue *q)
 	if (q->efd >= 0)
 		close(q->efd);
 	pthread_cond_destroy(&q->worker_cond);
-	pthread_cond_destroy(&q->submit_cond);
 	pthread_mutex_destroy(&q->lock);
 	free(q->events);
 	free(q->slots);
 	free(q);
 }
 
-/* Main thread only: no lock until the kick (QEMU's plug). */
+/* Main thread only: nothing shared until the kick (QEMU's plug). */
 void tq_queue(struct tqueue *q, struct tiocb *t)
 {
-	t->next = NULL;
-	tq_list_append(&q->staged, t);
+	t->queued_ns = vd_now_ns();
+	t->next = q->staged;
+	q->staged = t;
+	if (!q->staged_oldest)
+		q->staged_oldest = t;
+	q->staged_count++;
 	q->outstanding++;
+}
+
+void tq_push_inbox(struct tqueue *q, struct tiocb *first, struct tiocb *last, unsigned n)
+{
+	struct tiocb *old = __atomic_load_n(&q->inbox, __ATOMIC_RELAXED);
+
+	__atomic_fetch_add(&q->waiting_count, n, __ATOMIC_RELAXED);
+	do
+		last->next = old;
+	while (!__atomic_compare_exchange_n(&q->inbox, &old, first, true, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED));
+	tq_wake_submitter(q, false);
 }
 
 void tq_kick(struct tqueue *q)
 {
-	if (!q->staged.count)
+	if (!q->staged_count)
 		return;
+	tq_push_inbox(q, q->staged, q->staged_oldest, q->staged_count);
+	q->staged = q->staged_oldest = NULL;
+	q->staged_count = 0;
+}
+
+void tq_push_done(struct tqueue *q, struct tiocb *t)
+{
 	pthread_mutex_lock(&q->lock);
-	tq_list_splice(&q->waiting, &q->staged);
-	/* A busy submit thread looks at the list again before it sleeps;
-	 * only a sleeping one needs the futex wake. */
-	if (q->submitter_idle)
-		pthread_cond_signal(&q->submit_cond);
+	tq_list_append(&q->done, t);
+	__atomic_store_n(&q->done_ready, true, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&q->lock);
+	tq_notify_main(q);
 }
 
 unsigned tq_outstanding(struct tqueue *q)
@@ -235,13 +255,26 @@ int tq_wait(struct tqueue *q)
 	return tq_poll(q);
 }
 
+/* Main thread (it owns the main-thread counters and histograms). */
 void tq_get_stats(struct tqueue *q, struct tq_stats *s)
 {
+	const struct tq_submit_stats *ss = &q->sstats;
+
+	s->waiting = __atomic_load_n(&q->waiting_count, __ATOMIC_RELAXED) + q->staged_count;
+	s->pending = __atomic_load_n(&q->pending, __ATOMIC_RELAXED);
+	s->iocbs_submitted = __atomic_load_n(&ss->iocbs_submitted, __ATOMIC_RELAXED);
+	s->io_submit_calls = __atomic_load_n(&ss->io_submit_calls, __ATOMIC_RELAXED);
+	s->merged = __atomic_load_n(&ss->merged, __ATOMIC_RELAXED);
+	s->wakeups = __atomic_load_n(&ss->wakeups, __ATOMIC_RELAXED);
+	s->polled = __atomic_load_n(&ss->polled, __ATOMIC_RELAXED);
+	s->ring_reaps = q->ring_reaps;
+	s->getevents_reaps = q->getevents_reaps;
 	pthread_mutex_lock(&q->lock);
-	*s = q->stats;
-	s->waiting = q->waiting.count + q->staged.count;
-	s->pending = q->pending;
+	s->worker_calls = q->worker_calls;
 	pthread_mutex_unlock(&q->lock);
+	s->lat_queue = q->lat_queue;
+	s->lat_device = q->lat_device;
+	lat_copy_shared(&s->lat_submit, &q->lat_submit);
 }
 
 const struct tq_fd_caps *tq_caps(struct tqueue *q)

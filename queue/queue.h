@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/latency.h"
 #include "queue/tiocb.h"
 
 struct event_base;
@@ -28,9 +29,12 @@ struct tq_options {
 	bool no_user_ring;	/* always reap with io_getevents (tests) */
 	bool no_fdsync;		/* never use IOCB_CMD_FDSYNC (tests) */
 	bool no_rwf_dsync;	/* emulate FUA with write + flush (tests) */
+	unsigned poll_us;	/* submit thread: spin this long for more work
+				 * before sleeping, within 1 ms of the last
+				 * (0: never spin) */
 };
 
-/* Counters of the statistics contract, read under the queue lock. */
+/* Counters of the statistics contract, and where time goes per stage. */
 struct tq_stats {
 	uint64_t waiting;		/* tiocbs not yet handed to the kernel */
 	uint64_t pending;		/* tiocbs in the kernel or on the worker */
@@ -40,6 +44,11 @@ struct tq_stats {
 	uint64_t ring_reaps;		/* completions read from the user ring */
 	uint64_t getevents_reaps;	/* completions read with io_getevents */
 	uint64_t worker_calls;		/* calls and fdatasyncs on the worker */
+	uint64_t wakeups;		/* futex wakes of the submit thread */
+	uint64_t polled;		/* batches its poll window caught */
+	struct lat_hist lat_queue;	/* tq_queue -> taken by the submit thread */
+	struct lat_hist lat_submit;	/* one io_submit call */
+	struct lat_hist lat_device;	/* taken -> completion reaped */
 };
 
 /* What the kernel accepts on an fd, probed once at open (tq_probe_fd). */

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "queue/queue-int.h"
 
@@ -84,8 +85,8 @@ static void tq_fua_finish(struct tiocb *t)
 		t->res = (long)t->len;
 }
 
-/* Splits the slots of n reaped events onto done and retry, and puts the
- * slots on the freed chain.  Called with the lock held: see tq_poll. */
+/* Splits the slots of n reaped events onto done and retry, and chains
+ * the slots for the free stack. */
 static void tq_split_events(struct tqueue *q, int n, struct tq_list *done,
 			    struct tq_list *retry, struct tq_slot **freed,
 			    struct tq_slot **freed_last, unsigned *left_kernel)
@@ -105,48 +106,96 @@ static void tq_split_events(struct tqueue *q, int n, struct tq_list *done,
 	}
 }
 
+static int tq_reap_some(struct tqueue *q, bool ring)
+{
+	int depth = (int)q->opt.depth;
+
+	return ring ? tq_ring_reap(q, q->events, depth)
+		    : tq_getevents_reap(q, q->events, depth);
+}
+
+/* Slots back to the submit thread (a stack it empties in one go). */
+static void tq_push_freed(struct tqueue *q, struct tq_slot *first, struct tq_slot *last)
+{
+	struct tq_slot *old = __atomic_load_n(&q->freed, __ATOMIC_RELAXED);
+
+	do
+		last->next = old;
+	while (!__atomic_compare_exchange_n(&q->freed, &old, first, true, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED));
+	tq_wake_submitter(q, true);
+}
+
+/* A newest-first chain of l's tiocbs, for the inbox. */
+static void tq_push_list(struct tqueue *q, struct tq_list *l)
+{
+	struct tiocb *rev = NULL, *last = l->head, *next;
+	unsigned n = 0;
+
+	for (struct tiocb *t = l->head; t; t = next) {
+		next = t->next;
+		t->next = rev;
+		rev = t;
+		n++;
+	}
+	if (n)
+		tq_push_inbox(q, rev, last, n);
+	tq_list_init(l);
+}
+
 int tq_poll(struct tqueue *q)
 {
-	struct tq_list done, retry, followup;
+	struct tq_list done, retry, followup, finished;
 	struct tq_slot *freed = NULL, *freed_last = NULL;
 	unsigned left_kernel = 0, nreaped = 0;
 	bool ring = tq_ring_usable(q);
-	int depth = (int)q->opt.depth;
+	int depth = (int)q->opt.depth, n;
+	uint64_t now;
 
 	tq_list_init(&done);
 	tq_list_init(&retry);
 	tq_list_init(&followup);
-
-	/* The slot hand-off.  The submit thread fills a slot under the lock
-	 * and drops it before io_submit; the kernel's completion is what
-	 * tells this thread the slot is back, and that ordering (io_submit,
-	 * the kernel's write of the event, our acquire-load of the ring's
-	 * tail) is invisible to ThreadSanitizer and outside the C memory
-	 * model.  So a reaped slot (and the tiocbs in it) is first touched
-	 * under the lock: taking it orders everything the submit thread did
-	 * before its unlock ahead of the split, and the lock is taken here
-	 * anyway.  The events are read without it (the ring is ours, or
-	 * io_getevents, which must never run under the lock); splitting is
-	 * list work, a few stores per tiocb. */
-	int n = ring ? tq_ring_reap(q, q->events, depth)
-		     : tq_getevents_reap(q, q->events, depth);
-	pthread_mutex_lock(&q->lock);
-	for (;;) {
-		tq_split_events(q, n, &done, &retry, &freed, &freed_last, &left_kernel);
-		nreaped += (unsigned)(n > 0 ? n : 0);
-		if (n < depth)
-			break;
-		pthread_mutex_unlock(&q->lock);
-		n = ring ? tq_ring_reap(q, q->events, depth)
-			 : tq_getevents_reap(q, q->events, depth);
-		pthread_mutex_lock(&q->lock);
-	}
-	/* Pick out FUA writes that continue as a flush (only kernel
-	 * completions can need one). */
-	struct tq_list finished;
 	tq_list_init(&finished);
+
+	/* The slot hand-off.  The submit thread fills a slot, then calls
+	 * io_submit; the kernel's completion is what tells this thread the
+	 * slot is back.  That ordering (io_submit, the kernel's write of the
+	 * event, our acquire-load of the ring's tail) is outside the C memory
+	 * model and invisible to ThreadSanitizer, so the submit thread also
+	 * bumps q->published (release) before io_submit and this thread loads
+	 * it (acquire) before touching a reaped slot. */
+	do {
+		n = tq_reap_some(q, ring);
+		if (n <= 0)
+			break;
+		(void)__atomic_load_n(&q->published, __ATOMIC_ACQUIRE);
+		tq_split_events(q, n, &done, &retry, &freed, &freed_last, &left_kernel);
+		nreaped += (unsigned)n;
+	} while (n == depth);
+
+	if (__atomic_load_n(&q->done_ready, __ATOMIC_ACQUIRE)) {
+		struct tq_list d;
+
+		pthread_mutex_lock(&q->lock);
+		d = q->done;
+		if (!d.head)
+			d.tail = &d.head;
+		tq_list_init(&q->done);
+		__atomic_store_n(&q->done_ready, false, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&q->lock);
+		/* Worker results and refused submissions leave pending here. */
+		left_kernel += d.count;
+		tq_list_splice(&done, &d);
+	}
+	if (!nreaped && !done.head)
+		return 0;
+
+	/* Pick out FUA writes that continue as a flush. */
+	now = vd_now_ns();
 	for (struct tiocb *t = done.head, *next; t; t = next) {
 		next = t->next;
+		lat_record(&q->lat_queue, (t->taken_ns - t->queued_ns) / 1000);
+		lat_record(&q->lat_device, (now - t->taken_ns) / 1000);
 		if (tq_fua_followup(q, t))
 			tq_list_append(&followup, t);
 		else
@@ -156,21 +205,15 @@ int tq_poll(struct tqueue *q)
 	for (struct tiocb *t = retry.head; t; t = t->next)
 		retry.count++;
 
-	if (freed) {
-		freed_last->next = q->free_slots;
-		q->free_slots = freed;
-	}
-	q->pending -= left_kernel + q->done.count;
-	tq_list_splice(&finished, &q->done);
-	tq_list_splice_front(&q->waiting, &retry);
-	tq_list_splice(&q->waiting, &followup);
-	if (q->submitter_idle && q->waiting.head)
-		pthread_cond_signal(&q->submit_cond);
+	__atomic_fetch_sub(&q->pending, left_kernel, __ATOMIC_RELAXED);
+	if (freed)
+		tq_push_freed(q, freed, freed_last);
+	tq_list_splice(&retry, &followup);
+	tq_push_list(q, &retry);
 	if (ring)
-		q->stats.ring_reaps += nreaped;
+		q->ring_reaps += nreaped;
 	else
-		q->stats.getevents_reaps += nreaped;
-	pthread_mutex_unlock(&q->lock);
+		q->getevents_reaps += nreaped;
 
 	int ncalled = 0;
 	q->outstanding -= finished.count;

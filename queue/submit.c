@@ -1,43 +1,100 @@
-/* The submit thread: waiting -> pending, coalescing, io_submit.
+/* The submit thread: inbox -> waiting -> slots, coalescing, io_submit.
  *
- * Bookkeeping for a batch is done before the lock is dropped for
- * io_submit: the main thread may reap (and recycle) a slot before
- * io_submit returns, so after the call this thread touches only the slots
- * the kernel did not take. */
+ * Bookkeeping for a batch is done before io_submit: the main thread may
+ * reap (and recycle) a slot before io_submit returns, so after the call
+ * this thread touches only the slots the kernel did not take. */
 #include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "queue/queue-int.h"
 
-enum { TQ_BATCH_MAX = 64 };	/* iocbs per io_submit call */
+enum {
+	TQ_BATCH_MAX = 64,		/* iocbs per io_submit call */
+	TQ_POLL_WINDOW_NS = 1000000,	/* spin only within 1 ms of work */
+};
+
+static inline void tq_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 static bool tq_for_worker(const struct tqueue *q, const struct tiocb *t)
 {
 	return t->op == TIOCB_CALL || (t->op == TIOCB_FLUSH && !q->caps.fdsync);
 }
 
-/* Can the submit thread make progress on the waiting list now? */
+/* Moves the inbox (newest first) onto the end of waiting, oldest first. */
+static void tq_take_inbox(struct tqueue *q)
+{
+	struct tiocb *t, *rev = NULL, *next;
+
+	if (!__atomic_load_n(&q->inbox, __ATOMIC_RELAXED))
+		return;
+	t = __atomic_exchange_n(&q->inbox, NULL, __ATOMIC_ACQUIRE);
+	for (; t; t = next) {
+		next = t->next;
+		t->next = rev;
+		rev = t;
+	}
+	for (t = rev; t; t = next) {
+		next = t->next;
+		tq_list_append(&q->waiting, t);
+	}
+}
+
+static void tq_take_freed(struct tqueue *q)
+{
+	struct tq_slot *s, *next;
+
+	if (!__atomic_load_n(&q->freed, __ATOMIC_RELAXED))
+		return;
+	s = __atomic_exchange_n(&q->freed, NULL, __ATOMIC_ACQUIRE);
+	for (; s; s = next) {
+		next = s->next;
+		s->next = q->free_slots;
+		q->free_slots = s;
+	}
+}
+
+/* Can this thread make progress on the waiting list now? */
 static bool tq_can_progress(const struct tqueue *q)
 {
 	return q->waiting.head && (q->free_slots || tq_for_worker(q, q->waiting.head));
 }
 
-/* Takes tiocbs off the waiting list into slots; returns the iocb count.
- * Called with the lock held. */
+static void tq_to_worker(struct tqueue *q, struct tiocb *t)
+{
+	pthread_mutex_lock(&q->lock);
+	tq_list_append(&q->work, t);
+	pthread_cond_signal(&q->worker_cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Takes tiocbs off the waiting list into slots; returns the iocb count. */
 static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 {
+	uint64_t now = vd_now_ns();
+	unsigned taken = 0, merged = 0;
 	int n = 0;
-	bool woke_worker = false;
 
 	while (q->waiting.head && n < TQ_BATCH_MAX) {
 		struct tiocb *t = q->waiting.head;
 
 		if (tq_for_worker(q, t)) {
 			tq_list_pop(&q->waiting);
-			tq_list_append(&q->work, t);
-			q->pending++;
-			woke_worker = true;
+			t->taken_ns = now;
+			__atomic_fetch_sub(&q->waiting_count, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&q->pending, 1, __ATOMIC_RELAXED);
+			tq_to_worker(q, t);
 			continue;
 		}
 		if (!q->free_slots)
@@ -45,23 +102,30 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 		struct tq_slot *s = q->free_slots;
 		q->free_slots = s->next;
 		tq_list_pop(&q->waiting);
+		t->taken_ns = now;
 		tq_slot_start(s, t);
 		while (q->waiting.head &&
 		       tq_slot_can_append(s, q->waiting.head, &q->lim)) {
-			tq_slot_append(s, tq_list_pop(&q->waiting));
-			q->stats.merged++;
+			struct tiocb *m = tq_list_pop(&q->waiting);
+
+			m->taken_ns = now;
+			tq_slot_append(s, m);
+			merged++;
 		}
 		tq_slot_prep(s, q->efd, q->caps.rwf_dsync);
-		q->pending += s->count;
+		taken += s->count;
 		batch[n++] = &s->iocb;
 	}
-	if (woke_worker)
-		pthread_cond_signal(&q->worker_cond);
+	/* Counted before io_submit: the main thread may complete (and a pause
+	 * may report) these before this thread runs again. */
+	__atomic_fetch_sub(&q->waiting_count, taken, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&q->pending, taken, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&q->sstats.merged, merged, __ATOMIC_RELAXED);
 	return n;
 }
 
-/* Gives a slot the kernel never saw back: its tiocbs return to the
- * front of the waiting list (in order), the slot to the free list. */
+/* Gives a slot the kernel never saw back: its tiocbs return to the list
+ * back (in order), the slot to the free list. */
 static void tq_unbuild(struct tqueue *q, struct tq_slot *s, struct tq_list *back)
 {
 	struct tiocb *t = s->head, *next;
@@ -70,8 +134,10 @@ static void tq_unbuild(struct tqueue *q, struct tq_slot *s, struct tq_list *back
 		next = t->next;
 		tq_list_append(back, t);
 	}
-	q->pending -= s->count;
-	q->stats.merged -= s->count - 1;	/* counted again if rebuilt */
+	__atomic_fetch_add(&q->waiting_count, s->count, __ATOMIC_RELAXED);
+	__atomic_fetch_sub(&q->pending, s->count, __ATOMIC_RELAXED);
+	/* Counted again if rebuilt. */
+	__atomic_fetch_sub(&q->sstats.merged, s->count - 1, __ATOMIC_RELAXED);
 	s->next = q->free_slots;
 	q->free_slots = s;
 }
@@ -90,93 +156,140 @@ static void tq_fail_slot(struct tqueue *q, struct tq_slot *s, long err,
 		return;
 	}
 	t->res = err;
-	tq_list_append(&q->done, t);
 	/* pending stays counted until the main thread takes it off done. */
 	s->next = q->free_slots;
 	q->free_slots = s;
+	tq_push_done(q, t);
 }
 
-static void tq_backoff(struct tqueue *q)
+static long tq_futex_wait(int *word, int val, const struct timespec *timeout)
 {
-	struct timespec ts;
+	return syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, timeout, NULL, 0);
+}
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += 1000000;	/* 1 ms, or until a completion frees a slot */
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
+/* A sleeper starved of slots is woken by freed slots only; one out of
+ * work, by work only: any other wake would find nothing to do. */
+void tq_wake_submitter(struct tqueue *q, bool for_slots)
+{
+	if (!__atomic_load_n(&q->sleeping, __ATOMIC_SEQ_CST))
+		return;
+	if (__atomic_load_n(&q->starved, __ATOMIC_RELAXED) != for_slots &&
+	    !__atomic_load_n(&q->stop, __ATOMIC_RELAXED))
+		return;
+	if (__atomic_exchange_n(&q->sleeping, 0, __ATOMIC_SEQ_CST)) {
+		__atomic_fetch_add(&q->sstats.wakeups, 1, __ATOMIC_RELAXED);
+		syscall(SYS_futex, &q->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	}
-	q->submitter_idle = true;
-	pthread_cond_timedwait(&q->submit_cond, &q->lock, &ts);
-	q->submitter_idle = false;
+}
+
+/* Has what this thread waits for arrived? */
+static bool tq_work_arrived(struct tqueue *q, bool starved)
+{
+	if (__atomic_load_n(&q->stop, __ATOMIC_SEQ_CST))
+		return true;
+	if (starved)
+		return __atomic_load_n(&q->freed, __ATOMIC_SEQ_CST) != NULL;
+	return __atomic_load_n(&q->inbox, __ATOMIC_SEQ_CST) != NULL;
+}
+
+/* The poll window: right after work, spin up to poll_ns for more before
+ * paying for a sleep and a wake.  An idle queue never spins. */
+static bool tq_spin(struct tqueue *q, bool starved)
+{
+	uint64_t now, end;
+
+	if (!q->poll_ns)
+		return false;
+	now = vd_now_ns();
+	if (now - q->last_work_ns > TQ_POLL_WINDOW_NS)
+		return false;
+	end = now + q->poll_ns;
+	do {
+		for (int i = 0; i < 64; i++) {
+			if (tq_work_arrived(q, starved)) {
+				__atomic_fetch_add(&q->sstats.polled, 1, __ATOMIC_RELAXED);
+				return true;
+			}
+			tq_cpu_relax();
+		}
+	} while (vd_now_ns() < end);
+	return false;
+}
+
+/* Sleeps until a pusher wakes it (or timeout).  starved: what it waits
+ * for is a free slot. */
+static void tq_sleep(struct tqueue *q, bool starved, const struct timespec *timeout)
+{
+	__atomic_store_n(&q->starved, starved, __ATOMIC_RELAXED);
+	__atomic_store_n(&q->sleeping, 1, __ATOMIC_SEQ_CST);
+	if (!tq_work_arrived(q, starved))
+		tq_futex_wait(&q->sleeping, 1, timeout);
+	__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
+}
+
+/* Submits the batch; what the kernel does not take goes back to the
+ * front of waiting.  Returns true when it ran out of kernel room. */
+static bool tq_submit_batch(struct tqueue *q, struct iocb **batch, int n)
+{
+	static struct log_ratelimit rl_err = LOG_RATELIMIT_INIT;
+	int off = 0;
+
+	/* Publishes the slots (see tq_poll) before the kernel can have them. */
+	__atomic_fetch_add(&q->published, 1, __ATOMIC_RELEASE);
+	while (off < n) {
+		uint64_t t0 = vd_now_ns();
+		int r = io_submit(q->ctx, n - off, batch + off);
+
+		lat_record_shared(&q->lat_submit, (vd_now_ns() - t0) / 1000);
+		__atomic_fetch_add(&q->sstats.io_submit_calls, 1, __ATOMIC_RELAXED);
+		if (r > 0) {
+			__atomic_fetch_add(&q->sstats.iocbs_submitted, (unsigned)r,
+					   __ATOMIC_RELAXED);
+			off += r;
+			continue;
+		}
+		struct tq_list back;
+		tq_list_init(&back);
+		if (r == 0 || r == -EAGAIN) {
+			/* The kernel is out of room: put the rest back and
+			 * wait for completions to free some. */
+			for (int i = off; i < n; i++)
+				tq_unbuild(q, batch[i]->data, &back);
+			tq_list_splice_front(&q->waiting, &back);
+			return true;
+		}
+		if (log_ratelimit_ok(&rl_err))
+			log_errno(LOG_LVL_ERR, r, "queue: io_submit");
+		tq_fail_slot(q, batch[off]->data, r, &back);
+		off++;
+		for (int i = off; i < n; i++)
+			tq_unbuild(q, batch[i]->data, &back);
+		tq_list_splice_front(&q->waiting, &back);
+		return false;
+	}
+	return false;
 }
 
 void *tq_submit_main(void *arg)
 {
 	struct tqueue *q = arg;
 	struct iocb *batch[TQ_BATCH_MAX];
-	static struct log_ratelimit rl_err = LOG_RATELIMIT_INIT;
+	const struct timespec backoff = { 0, 1000000 };	/* 1 ms, or a freed slot */
 
-	pthread_mutex_lock(&q->lock);
-	for (;;) {
-		while (!q->stop && !tq_can_progress(q)) {
-			q->submitter_idle = true;
-			pthread_cond_wait(&q->submit_cond, &q->lock);
-			q->submitter_idle = false;
+	while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {
+		tq_take_inbox(q);
+		tq_take_freed(q);
+		if (!tq_can_progress(q)) {
+			bool starved = q->waiting.head != NULL;
+
+			if (!tq_spin(q, starved))
+				tq_sleep(q, starved, NULL);
+			continue;
 		}
-		if (q->stop)
-			break;
-
+		q->last_work_ns = vd_now_ns();
 		int n = tq_build_batch(q, batch);
-		if (n == 0)
-			continue;	/* everything went to the worker */
-
-		int off = 0;
-		bool notify = false;
-		while (off < n) {
-			/* Counted before the unlock, like the rest of the
-			 * bookkeeping: the main thread may complete (and a
-			 * pause may report) these iocbs before this thread has
-			 * the lock again.  What the kernel did not take is
-			 * taken off after the call. */
-			q->stats.io_submit_calls++;
-			q->stats.iocbs_submitted += (unsigned)(n - off);
-			pthread_mutex_unlock(&q->lock);
-			int r = io_submit(q->ctx, n - off, batch + off);
-			pthread_mutex_lock(&q->lock);
-
-			q->stats.iocbs_submitted -= (unsigned)(n - off - (r > 0 ? r : 0));
-			if (r > 0) {
-				off += r;
-				continue;
-			}
-			struct tq_list back;
-			tq_list_init(&back);
-			if (r == 0 || r == -EAGAIN) {
-				/* The kernel is out of room: put the rest back
-				 * and wait for completions to free some. */
-				for (int i = off; i < n; i++)
-					tq_unbuild(q, batch[i]->data, &back);
-				tq_list_splice_front(&q->waiting, &back);
-				tq_backoff(q);
-				break;
-			}
-			if (log_ratelimit_ok(&rl_err))
-				log_errno(LOG_LVL_ERR, r, "queue: io_submit");
-			tq_fail_slot(q, batch[off]->data, r, &back);
-			notify = true;
-			off++;
-			for (int i = off; i < n; i++)
-				tq_unbuild(q, batch[i]->data, &back);
-			tq_list_splice_front(&q->waiting, &back);
-			break;
-		}
-		if (notify) {
-			pthread_mutex_unlock(&q->lock);
-			tq_notify_main(q);
-			pthread_mutex_lock(&q->lock);
-		}
+		if (n > 0 && tq_submit_batch(q, batch, n))
+			tq_sleep(q, true, &backoff);
 	}
-	pthread_mutex_unlock(&q->lock);
 	return NULL;
 }

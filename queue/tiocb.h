@@ -48,6 +48,8 @@ struct tiocb {
 	long res;
 	unsigned retries;
 	unsigned char fua_stage; /* write+flush emulation of FUA */
+	uint64_t queued_ns;	/* tq_queue (main thread) */
+	uint64_t taken_ns;	/* the submit thread put it in a batch */
 	struct iovec iov1;	/* storage for single-buffer requests */
 };
 

@@ -25,12 +25,11 @@ void *tq_worker_main(void *arg)
 		else
 			res = t->call(t);
 
-		pthread_mutex_lock(&q->lock);
 		t->res = res;
-		tq_list_append(&q->done, t);
-		q->stats.worker_calls++;
+		pthread_mutex_lock(&q->lock);
+		q->worker_calls++;
 		pthread_mutex_unlock(&q->lock);
-		tq_notify_main(q);
+		tq_push_done(q, t);
 		pthread_mutex_lock(&q->lock);
 	}
 	pthread_mutex_unlock(&q->lock);

@@ -205,6 +205,8 @@ static const char *const shown_keys[] = {
 
 static bool ctl_text_key_shown(const char *k)
 {
+	if (strncmp(k, "stage_", 6) == 0)
+		return true;	/* the stage table */
 	for (const char *const *p = shown_keys; *p; p++)
 		if (strcmp(*p, k) == 0)
 			return true;
@@ -231,6 +233,32 @@ static void ctl_text_latency_row(FILE *f, const char *label, json_t *o, const ch
 	fprintf(f, "%-12s%12s%14s\n", label,
 		ctl_fmt_latency(ctl_get_u64(o, p50), b1, sizeof(b1)),
 		ctl_fmt_latency(ctl_get_u64(o, p99), b2, sizeof(b2)));
+}
+
+/* The per-stage breakdown, in the order a request meets the stages:
+ * the keys stage_NAME_{count,p50_us,p99_us}, whatever names the daemon
+ * sends (a stage it does not send is not shown). */
+static void ctl_text_stages(FILE *f, json_t *o)
+{
+	static const char *const order[] = {
+		"recv", "queue", "submit", "device", "vbd", "reply", "total", NULL,
+	};
+	bool hdr = false;
+
+	for (const char *const *n = order; *n; n++) {
+		char kc[48], k50[48], k99[48], label[32];
+
+		snprintf(kc, sizeof(kc), "stage_%s_count", *n);
+		snprintf(k50, sizeof(k50), "stage_%s_p50_us", *n);
+		snprintf(k99, sizeof(k99), "stage_%s_p99_us", *n);
+		if (!json_object_get(o, kc) || ctl_get_u64(o, kc) == 0)
+			continue;
+		if (!hdr)
+			fprintf(f, "\n%-12s%12s%14s\n", "stage", "p50", "p99");
+		hdr = true;
+		snprintf(label, sizeof(label), "  %s", *n);
+		ctl_text_latency_row(f, label, o, k50, k99);
+	}
 }
 
 void ctl_print_stats(FILE *f, json_t *o)
@@ -261,6 +289,7 @@ void ctl_print_stats(FILE *f, json_t *o)
 	fprintf(f, "\n%-12s%12s%14s\n", "latency", "p50", "p99");
 	ctl_text_latency_row(f, "read", o, "read_lat_p50_us", "read_lat_p99_us");
 	ctl_text_latency_row(f, "write", o, "write_lat_p50_us", "write_lat_p99_us");
+	ctl_text_stages(f, o);
 
 	fputc('\n', f);
 	ctl_text_kv_u64(f, 18, "inflight", o, "inflight");

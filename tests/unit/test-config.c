@@ -50,6 +50,7 @@ static void test_every_key(void)
 		"read-only = yes\n"
 		"cache = writeback\n"
 		"queue-depth = 64\n"
+		"poll-us = 50\n"
 		"max-connections = 4\n"
 		"log-level = debug\n"
 		"name = disk1\n"
@@ -84,6 +85,7 @@ static void test_every_key(void)
 	CHECK(cfg.read_only);
 	CHECK_EQ(cfg.cache, VBD_CACHE_WRITEBACK);
 	CHECK_EQ(cfg.queue_depth, 64);
+	CHECK_EQ(cfg.poll_us, 50);
 	CHECK_EQ(cfg.max_connections, 4);
 	CHECK_EQ(cfg.log_level, LOG_LVL_DEBUG);
 	CHECK(strcmp(cfg.name, "disk1") == 0);
@@ -109,7 +111,7 @@ static void test_every_key(void)
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
-	CHECK_EQ(cfg.line[CFG_NAME], 13);
+	CHECK_EQ(cfg.line[CFG_NAME], 14);
 	for (int k = 0; k < CFG_NR_KEYS; k++)
 		CHECK(cfg.line[k] != 0);
 	cfg_free(&cfg);
@@ -273,6 +275,10 @@ static const struct bad_case bad_cases[] = {
 	  "'12 # deeper' is not a number from 1 to 4096" },
 	{ "queue-depth = 99999999999999999999999\n", 0, "t.conf:1: key "
 	  "'queue-depth': '99999999999999999999999' is not a number from 1 to 4096" },
+	{ "poll-us = 1001\n", 0, "t.conf:1: key 'poll-us': '1001' is not a number "
+	  "from 0 to 1000" },
+	{ "poll-us = -5\n", 0, "t.conf:1: key 'poll-us': '-5' is not a number "
+	  "from 0 to 1000" },
 	{ "max-connections = 65537\n", 0, "t.conf:1: key 'max-connections': "
 	  "'65537' is not a number from 1 to 65536" },
 	{ "max-connections = many\n", 0, "t.conf:1: key 'max-connections': "

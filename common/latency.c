@@ -1,5 +1,5 @@
 /* Latency histogram. */
-#include "core/latency.h"
+#include "common/latency.h"
 
 static unsigned lat_bucket(uint64_t v)
 {
@@ -23,6 +23,23 @@ void lat_record(struct lat_hist *h, uint64_t us)
 {
 	h->buckets[lat_bucket(us)]++;
 	h->count++;
+}
+
+void lat_record_shared(struct lat_hist *h, uint64_t us)
+{
+	__atomic_fetch_add(&h->buckets[lat_bucket(us)], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&h->count, 1, __ATOMIC_RELAXED);
+}
+
+void lat_copy_shared(struct lat_hist *dst, const struct lat_hist *src)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < LAT_BUCKETS; i++) {
+		dst->buckets[i] = __atomic_load_n(&src->buckets[i], __ATOMIC_RELAXED);
+		n += dst->buckets[i];
+	}
+	dst->count = n;	/* what the buckets say, so percentiles add up */
 }
 
 uint64_t lat_percentile(const struct lat_hist *h, double p)
