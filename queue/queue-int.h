@@ -42,6 +42,7 @@ struct tqueue {
 	struct event *ev;		/* eventfd readable */
 	io_context_t ctx;
 	int efd;
+	bool efd_edge;			/* registered edge-triggered: never read */
 	struct tq_options opt;
 	struct tq_merge_limits lim;
 	struct tq_fd_caps caps;		/* written at open, before I/O flows */

@@ -143,7 +143,13 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 		goto err;
 	}
 	if (base) {
-		q->ev = event_new(base, q->efd, EV_READ | EV_PERSIST, tq_reap_cb, q);
+		/* Edge-triggered, the eventfd need never be read: epoll reports
+		 * every write to it, and the events are in the ring anyway.
+		 * One read(2) per wake saved. */
+		q->efd_edge = event_base_get_features(base) & EV_FEATURE_ET;
+		q->ev = event_new(base, q->efd,
+				  EV_READ | EV_PERSIST | (q->efd_edge ? EV_ET : 0),
+				  tq_reap_cb, q);
 		if (!q->ev || event_add(q->ev, NULL) < 0) {
 			r = -ENOMEM;
 			goto err;
@@ -247,7 +253,15 @@ int tq_wait(struct tqueue *q)
 {
 	struct pollfd pfd = { .fd = q->efd, .events = POLLIN };
 	uint64_t cnt;
+	int n;
 
+	/* The loop may leave the counter up (edge-triggered): reset it, look,
+	 * and only then sleep on it. */
+	if (read(q->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return -errno;
+	n = tq_poll(q);
+	if (n)
+		return n;
 	if (poll(&pfd, 1, 1000) < 0 && errno != EINTR)
 		return -errno;
 	if (read(q->efd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)

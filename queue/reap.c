@@ -233,7 +233,7 @@ void tq_reap_cb(int fd, short what, void *arg)
 	struct tqueue *q = arg;
 	uint64_t cnt;
 
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+	if (!q->efd_edge && read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		log_errno(LOG_LVL_ERR, errno, "queue: eventfd read");
 	tq_poll(q);
 }
