@@ -348,7 +348,7 @@ def machine(image=None):
     info = {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
             "mem_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20}
     if image:
-        r = subprocess.run(["df", "-T", "--output=source,fstype", os.path.dirname(image)],
+        r = subprocess.run(["df", "--output=source,fstype", os.path.dirname(image)],
                            capture_output=True, text=True)
         lines = r.stdout.split("\n")
         if r.returncode == 0 and len(lines) > 1:
