@@ -1,0 +1,356 @@
+"""Shared pieces of scripts/bench and scripts/profile: the test patterns,
+the servers of each mode and how they are started and warmed, fio runs
+over NBD (or on the file, the "raw" reference), and CPU accounting of a
+server from /proc/PID/stat.
+
+Not a daemon component: standard library only, run by python3."""
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class Test:
+    """One fio pattern.  jobs > 1: that many fio jobs, each its own NBD
+    connection (multi-conn), iodepth per job, results summed."""
+
+    def __init__(self, name, rw, bs, qd, jobs=1, latency=False):
+        self.name, self.rw, self.bs, self.qd = name, rw, bs, qd
+        self.jobs, self.latency = jobs, latency
+
+    def astuple(self):
+        return (self.name, self.rw, self.bs, self.qd)
+
+
+TESTS = [
+    Test("4k-randread", "randread", "4k", 32),
+    Test("4k-randwrite", "randwrite", "4k", 32),
+    Test("4k-randread-qd1", "randread", "4k", 1, latency=True),
+    Test("4k-randwrite-qd1", "randwrite", "4k", 1, latency=True),
+    Test("64k-read", "read", "64k", 16),
+    Test("64k-write", "write", "64k", 16),
+    Test("1m-read", "read", "1m", 8),
+    Test("1m-write", "write", "1m", 8),
+    Test("4k-randread-mc", "randread", "4k", 32, jobs=4),
+    Test("4k-randwrite-mc", "randwrite", "4k", 32, jobs=4),
+]
+TEST_BY_NAME = {t.name: t for t in TESTS}
+# --quick: the 4k patterns the targets are about, at QD32, QD1 and with
+# four connections; about two minutes per mode at --time 2.
+QUICK_TESTS = ["4k-randread", "4k-randwrite", "4k-randread-qd1", "4k-randread-mc"]
+
+MODES = ("none", "writeback", "ram")
+# Servers each mode compares, in the order of the table; "raw" (fio on the
+# file itself) is added by the bench where the mode has a file.
+MODE_SERVERS = {
+    "none": ["vdiskd", "qemu-nbd"],
+    "writeback": ["vdiskd", "qemu-nbd", "nbdkit"],
+    "ram": ["vdiskd", "nbdkit", "qemu-nbd"],
+}
+
+
+def die(msg, prog="bench"):
+    print("%s: %s" % (prog, msg), file=sys.stderr)
+    sys.exit(1)
+
+
+def parse_size(s):
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    s = s.strip().upper().rstrip("B").rstrip("I")
+    if s and s[-1] in mult:
+        return int(s[:-1]) * mult[s[-1]]
+    return int(s)
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds.  The thread-group leader's
+    /proc/PID/stat sums every thread, live and exited."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_socket(path, proc, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(path)
+            s.close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    def __init__(self, name, argv, sock, log, fatal=True):
+        self.name = name
+        self.sock = sock
+        self.argv = argv
+        self.log = open(log, "ab")
+        # A server killed by an earlier round may have left its socket
+        # (nbdkit refuses to replace one).
+        if os.path.exists(sock):
+            os.unlink(sock)
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log)
+        if not wait_socket(sock, self.proc):
+            self.stop()
+            if not fatal:
+                raise RuntimeError(name)
+            die("%s did not start (log: %s)" % (name, log))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class Setup:
+    """What a mode serves: mode, the image file (none, writeback; for ram
+    the tmpfs file qemu-nbd serves), its size, the work directory, the
+    vdiskd binaries, TLS.  a: the parsed options (vdiskd, vdiskd_b, tls,
+    driver, ceph_conf)."""
+
+    def __init__(self, mode, image, size, workdir, a, tls=None):
+        self.mode, self.image, self.size, self.workdir, self.a = mode, image, size, workdir, a
+        self.tls = tls      # fio's side: (client certificates, URI shim) or None
+
+    def client_tls(self, name):
+        return self.tls if name != "vdiskd-plain" else None
+
+    def vdiskd_binary(self, name):
+        return self.a.vdiskd_b if name == "vdiskd-b" else self.a.vdiskd
+
+    def server_argv(self, name, sock):
+        a, workdir, image = self.a, self.workdir, self.image
+        tls = getattr(a, "tls", False) and name != "vdiskd-plain"
+        certs = os.path.join(workdir, "pki", "server")
+        driver = getattr(a, "driver", "raw")
+        if driver == "rbd":
+            if name in ("vdiskd", "vdiskd-b"):
+                return [self.vdiskd_binary(name), "-f", "-q", "--cache", "none", "-n", "bench",
+                        "-c", os.path.join(workdir, name + ".ctl"), "-l", "unix:" + sock,
+                        "-d", "rbd", "--ceph-conf", a.ceph_conf, image]
+            if name == "qemu-nbd":
+                return ["qemu-nbd", "-f", "raw", "--cache=none", "-t", "-k", sock,
+                        "rbd:%s:conf=%s" % (image, a.ceph_conf)]
+            die("server %s cannot serve rbd" % name)
+        if name in ("vdiskd", "vdiskd-b", "vdiskd-plain"):
+            argv = [self.vdiskd_binary(name), "-f", "-q", "-n", "bench",
+                    "-c", os.path.join(workdir, name + ".ctl"), "-l", "unix:" + sock]
+            if self.mode == "ram":
+                argv += ["-d", "ram", str(self.size)]
+            else:
+                argv += ["--cache", self.mode, image]
+            argv += getattr(a, "vdiskd_args", None) or []
+            return argv + (["--tls", "require", "--tls-certificates", certs] if tls else [])
+        if name == "qemu-nbd":
+            # -e 8: qemu-nbd serves one client at a time by default (the
+            # multi-conn tests open four).  tmpfs (ram mode) takes no
+            # O_DIRECT, so qemu-nbd serves its file through the page cache.
+            cache = ["--cache=none", "--aio=native"] if self.mode == "none" else \
+                ["--cache=writeback"]
+            return ["qemu-nbd", "-f", "raw"] + cache + ["-e", "8", "-t", "-k", sock, image] + \
+                (["--object", "tls-creds-x509,id=tls0,dir=%s,endpoint=server" % certs,
+                  "--tls-creds", "tls0"] if tls else [])
+        if name == "nbdkit":
+            plugin = ["memory", str(self.size)] if self.mode == "ram" else ["file", image]
+            return ["nbdkit", "-f", "-U", sock] + \
+                (["--tls=require", "--tls-certificates=" + certs] if tls else []) + plugin
+        die("unknown server " + name)
+
+    def start(self, name, sock=None):
+        """A server for one round, warmed; a second try when it does not
+        come up (a busy machine, a stale socket)."""
+        sock = sock or os.path.join(self.workdir, name + ".sock")
+        log = os.path.join(self.workdir, name + ".log")
+        for attempt in range(2):
+            try:
+                srv = Server(name, self.server_argv(name, sock), sock, log, fatal=attempt == 1)
+                break
+            except RuntimeError:
+                print("bench: %s did not start, trying again" % name, file=sys.stderr)
+                time.sleep(1)
+        self.warm(srv)
+        return srv
+
+    def warm(self, srv=None):
+        """The same starting state for every server: in writeback mode the
+        image's dirty pages written back (so one server's writes do not
+        cost the next) and every page read into the page cache; in ram mode
+        the whole disk written once through NBD (vdiskd's and nbdkit's
+        memory start empty, and reading holes would be cheaper than
+        reading data).  Nothing for --cache none (O_DIRECT)."""
+        if self.mode == "writeback" and self.image:
+            fd = os.open(self.image, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                while os.read(fd, 1 << 20):
+                    pass
+            finally:
+                os.close(fd)
+        elif self.mode == "ram" and srv is not None and srv.name != "qemu-nbd":
+            run_fio(Test("fill", "write", "1m", 8), ("nbd", srv.sock), None, self.size,
+                    ramp=0, tls=self.client_tls(srv.name))
+
+
+def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None):
+    """fio's command line for one run; target is ('nbd', socket),
+    ('raw', file) or ('rbd', pool/image); seconds None: once over size."""
+    if isinstance(test, tuple):
+        test = Test(*test)
+    argv = ["fio", "--name=" + test.name, "--rw=" + test.rw, "--bs=" + test.bs,
+            "--iodepth=%d" % test.qd, "--size=%d" % size, "--output-format=json",
+            "--randrepeat=0", "--norandommap", "--lat_percentiles=1",
+            "--percentile_list=50:99"]
+    if seconds is not None:
+        argv += ["--runtime=%d" % seconds, "--time_based"]
+    if ramp:
+        argv += ["--ramp_time=%d" % ramp]
+    if test.jobs > 1:
+        argv += ["--numjobs=%d" % test.jobs, "--group_reporting"]
+    env = None
+    if target[0] == "nbd" and tls:
+        argv += ["--ioengine=nbd", "--uri=nbds+unix:///?socket=%s&tls-certificates=%s"
+                 % (target[1], tls[0])]
+        env = dict(os.environ, LD_PRELOAD=tls[1])
+    elif target[0] == "nbd":
+        argv += ["--ioengine=nbd", "--uri=nbd+unix:///?socket=" + target[1]]
+    elif target[0] == "rbd":
+        pool, img = target[1].split("/", 1)
+        argv += ["--ioengine=rbd", "--clientname=admin", "--pool=" + pool,
+                 "--rbdname=" + img]
+    else:
+        # Buffered libaio completes in io_submit (so its queue depth is 1
+        # in effect); that is what a buffered file gives an application.
+        argv += ["--ioengine=libaio", "--direct=%d" % (1 if direct else 0),
+                 "--filename=" + target[1]]
+    return argv, env
+
+
+def parse_fio(stdout, test):
+    """fio's JSON (fio may print notes before it) -> a result dict:
+    iops, bw (bytes/s), ios (counted after the ramp), lat_mean_us,
+    lat_p99_us (fio's total latency, submission to completion)."""
+    if isinstance(test, tuple):
+        test = Test(*test)
+    job = json.loads(stdout[stdout.index("{"):])["jobs"][0]
+    d = job["read"] if "read" in test.rw else job["write"]
+    lat = d.get("lat_ns", {})
+    pct = lat.get("percentile", {})
+    p99 = next((v for k, v in pct.items() if k.startswith("99.0")), None)
+    return {"iops": d["iops"], "bw": d["bw_bytes"], "ios": d["total_ios"],
+            "lat_mean_us": lat.get("mean", 0) / 1000.0 if lat else None,
+            "lat_p99_us": p99 / 1000.0 if p99 else None}
+
+
+class CpuWindow:
+    """Samples a server's CPU seconds over fio's measured window: from
+    ramp seconds after fio starts to ramp + seconds, so neither start-up
+    nor the ramp counts.  cores = CPU seconds per wall second."""
+
+    def __init__(self, pid, ramp, seconds):
+        self.pid, self.ramp, self.seconds = pid, ramp, seconds
+        self.cores = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        if self.stop.wait(self.ramp + 0.1):
+            return
+        try:
+            c0, t0 = cpu_seconds(self.pid), time.monotonic()
+            if self.stop.wait(max(self.seconds - 0.3, 0.2)):
+                return
+            c1, t1 = cpu_seconds(self.pid), time.monotonic()
+        except OSError:
+            return
+        self.cores = (c1 - c0) / (t1 - t0)
+
+    def result(self):
+        self.thread.join()
+        return self.cores
+
+
+def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=None,
+            prog="bench"):
+    """One fio run; returns parse_fio's dict, plus with cpu_pid the
+    server's cores (CPU seconds per second) and ios_per_cpu_s over the
+    measured window."""
+    argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls)
+    win = CpuWindow(cpu_pid, ramp, seconds) if cpu_pid and seconds else None
+    c0 = cpu_seconds(cpu_pid) if cpu_pid else None
+    out = subprocess.run(argv, capture_output=True, text=True, env=env)
+    if win:
+        win.stop.set()
+    if out.returncode != 0:
+        die("fio failed: %s\n%s" % (" ".join(argv), out.stderr), prog)
+    r = parse_fio(out.stdout, test)
+    if cpu_pid:
+        cores = win.result() if win else None
+        if cores is None:
+            # A run too short for the window: the whole run's CPU.
+            cores = (cpu_seconds(cpu_pid) - c0) / ((seconds or 1) + ramp)
+        r["cores"] = cores
+        r["ios_per_cpu_s"] = r["iops"] / cores if cores > 0 else None
+    return r
+
+
+def prepare(image, size, prog="bench"):
+    """The image filled with random data, so reads do not hit holes."""
+    print("%s: filling %s (%d MiB)" % (prog, image, size >> 20), file=sys.stderr)
+    with open(image, "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def workdir_for(mode, default):
+    """ram mode serves qemu-nbd's file from /dev/shm; the others need a
+    filesystem that takes O_DIRECT (not tmpfs)."""
+    return "/dev/shm" if mode == "ram" else default
+
+
+def machine(image=None):
+    """nproc, CPU model, kernel, and the filesystem and device of image."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "mem_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20}
+    if image:
+        r = subprocess.run(["df", "--output=source,fstype", os.path.dirname(image)],
+                           capture_output=True, text=True)
+        lines = r.stdout.split("\n")
+        if r.returncode == 0 and len(lines) > 1:
+            info["fs"] = " ".join(lines[1].split())
+    return info
