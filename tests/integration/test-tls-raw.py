@@ -180,6 +180,31 @@ def pipelined():
     return ok and all(got[1000 + i] == (0, bytes([i]) * 4096) for i in range(n))
 t.run("64 WRITEs in one write, then 64 READs: every reply right", pipelined)
 
+# The server's cipher order: AES-128-GCM first; a client without it still
+# gets what it offers.
+def ciphers():
+    c = tls_client()
+    default = c.sock.cipher()
+    c.negotiate(b"disk")
+    ok = c.cmd(CMD_READ, 0, 4096)[0] == 0
+    c.close()
+    ctx = client_ctx()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE+CHACHA20")
+    c = d.client()
+    c.start()
+    starttls(c)
+    wrap(c, ctx)
+    chacha = c.sock.cipher()
+    c.negotiate(b"disk")
+    ok = ok and c.cmd(CMD_READ, 0, 4096)[0] == 0
+    c.close()
+    return t.check("AES-128-GCM preferred; a TLS 1.2 ChaCha20-only client gets ChaCha20",
+                   ok and default[0] == "TLS_AES_128_GCM_SHA256" and "CHACHA20" in chacha[0],
+                   repr((default, chacha)))
+ciphers()
+
+
 # Each request in a record of its own (as libnbd sends them): the server
 # reads many records per system call and answers them together.
 def one_record_each():
