@@ -230,8 +230,10 @@ static ssize_t nbd_tls_push(gnutls_transport_ptr_t p, const giovec_t *iov, int n
 		t->opos = t->olen = 0;
 	if (took == total)
 		return (ssize_t)total;
-	/* The socket is full: keep the rest of the record, if it fits. */
-	if (t->olen - t->opos + (total - took) <= NBD_TLS_OBUF - NBD_TLS_OBATCH) {
+	/* The socket is full: keep the rest of the record, if it fits.  Not
+	 * in the handshake, which must hear EAGAIN to wait for EV_WRITE. */
+	if (t->established &&
+	    t->olen - t->opos + (total - took) <= NBD_TLS_OBUF - NBD_TLS_OBATCH) {
 		nbd_tls_oput(t, iov, n, took, total - took);
 		return (ssize_t)total;
 	}
