@@ -49,7 +49,6 @@ struct nbd_tls_conn {
 	int fd;
 	uint8_t *ibuf;		/* socket bytes GnuTLS has not pulled yet */
 	size_t ipos, ilen;
-	bool drained;		/* a short read: the socket is empty for now */
 	uint8_t *obuf;		/* encrypted records not yet on the socket */
 	size_t opos, olen;
 	bool gather;		/* in a batch: records wait in obuf */
@@ -87,8 +86,6 @@ static ssize_t nbd_tls_recv(struct nbd_conn *c, const struct iovec *iov, int n)
 {
 	gnutls_session_t s = c->tls->session;
 	ssize_t total = 0;
-
-	c->tls->drained = false;
 
 	for (int i = 0; i < n; i++) {
 		size_t got = 0;
@@ -131,20 +128,12 @@ static ssize_t nbd_tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
 
 	if (t->ipos == t->ilen) {
 		t->ipos = t->ilen = 0;
-		/* The last read came short, so the socket was empty: say
-		 * AGAIN without asking it (epoll is level-triggered, so
-		 * anything that came since wakes the connection again). */
-		if (t->drained) {
-			gnutls_transport_set_errno(t->session, EAGAIN);
-			return -1;
-		}
 		n = read(t->fd, t->ibuf, NBD_TLS_IBUF);
 		if (n <= 0) {
 			gnutls_transport_set_errno(t->session, n < 0 ? errno : 0);
 			return n;
 		}
 		t->ilen = (size_t)n;
-		t->drained = (size_t)n < NBD_TLS_IBUF;
 	}
 	n = (ssize_t)(t->ilen - t->ipos < len ? t->ilen - t->ipos : len);
 	memcpy(data, t->ibuf + t->ipos, (size_t)n);
@@ -478,10 +467,7 @@ static void nbd_tls_fail(struct nbd_conn *c, const char *what, const char *why)
 void nbd_tls_handshake_step(struct nbd_conn *c)
 {
 	struct nbd_tls_conn *t = c->tls;
-	int r;
-
-	t->drained = false;
-	r = gnutls_handshake(t->session);
+	int r = gnutls_handshake(t->session);
 
 	if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
 		bool w = gnutls_record_get_direction(t->session) == 1;
