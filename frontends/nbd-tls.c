@@ -35,7 +35,13 @@
 #include "frontends/nbd-internal.h"
 #include "frontends/nbd-tls.h"
 
-enum { NBD_TLS_IBUF = 64 * 1024 };
+enum {
+	NBD_TLS_IBUF = 64 * 1024,
+	/* Records gathered before one sendmsg takes them all, and room for
+	 * what a full socket leaves of the next (see nbd_tls_push). */
+	NBD_TLS_OBATCH = 128 * 1024,
+	NBD_TLS_OBUF = 2 * NBD_TLS_OBATCH + 32 * 1024,
+};
 
 struct nbd_tls_conn {
 	gnutls_session_t session;
@@ -43,6 +49,10 @@ struct nbd_tls_conn {
 	int fd;
 	uint8_t *ibuf;		/* socket bytes GnuTLS has not pulled yet */
 	size_t ipos, ilen;
+	uint8_t *obuf;		/* encrypted records not yet on the socket */
+	size_t opos, olen;
+	bool gather;		/* in a batch: records wait in obuf */
+	bool big;		/* whole payload records: straight out */
 	bool handshaking;
 	bool established;
 	bool corked;		/* cork is on: data may wait in GnuTLS */
@@ -131,15 +141,113 @@ static ssize_t nbd_tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
 	return n;
 }
 
+static size_t nbd_tls_opending(const struct nbd_tls_conn *t)
+{
+	return t->olen - t->opos;
+}
+
+/* Copies iov (less its first skip bytes, add of them) behind obuf's
+ * records; the callers keep what is pending within NBD_TLS_OBUF. */
+static void nbd_tls_oput(struct nbd_tls_conn *t, const giovec_t *iov, int n, size_t skip,
+			 size_t add)
+{
+	if (t->olen + add > NBD_TLS_OBUF) {
+		memmove(t->obuf, t->obuf + t->opos, t->olen - t->opos);
+		t->olen -= t->opos;
+		t->opos = 0;
+	}
+	for (int i = 0; i < n; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		memcpy(t->obuf + t->olen, (const uint8_t *)iov[i].iov_base + skip, l - skip);
+		t->olen += l - skip;
+		skip = 0;
+	}
+}
+
+/* GnuTLS's writes, one record per call.  In a batch (gather) a record
+ * is copied behind the others in obuf, and one sendmsg takes them all
+ * once NBD_TLS_OBATCH is reached or the batch ends (flush): many small
+ * replies in a few records cost one system call, not one per record,
+ * and the client wakes once.  A whole payload record (big) goes out at
+ * once with what obuf holds in front of it, not copied.  Whatever the
+ * socket does not take is kept in obuf, so GnuTLS never has to resend. */
 static ssize_t nbd_tls_push(gnutls_transport_ptr_t p, const giovec_t *iov, int n)
 {
 	struct nbd_tls_conn *t = p;
-	struct msghdr msg = { .msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n };
-	ssize_t r = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+	struct iovec v[8];
+	struct msghdr msg = { .msg_iov = v };
+	size_t total = 0, pend = nbd_tls_opending(t), took;
+	ssize_t r;
+	int cnt = 0;
 
-	if (r < 0)
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	if (t->gather && !t->big && t->olen + total <= NBD_TLS_OBATCH + t->opos &&
+	    total <= NBD_TLS_OBATCH) {
+		nbd_tls_oput(t, iov, n, 0, total);
+		return (ssize_t)total;
+	}
+	if (pend) {
+		v[cnt].iov_base = t->obuf + t->opos;
+		v[cnt++].iov_len = pend;
+	}
+	for (int i = 0; i < n && cnt < 8; i++) {
+		v[cnt].iov_base = iov[i].iov_base;
+		v[cnt++].iov_len = iov[i].iov_len;
+	}
+	msg.msg_iovlen = (size_t)cnt;
+	r = sendmsg(t->fd, &msg, MSG_NOSIGNAL);
+	if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		gnutls_transport_set_errno(t->session, errno);
-	return r;
+		return -1;
+	}
+	if (r < 0)
+		r = 0;
+	if ((size_t)r <= pend) {
+		t->opos += (size_t)r;
+		took = 0;
+	} else {
+		t->opos = t->olen = 0;
+		took = (size_t)r - pend;
+	}
+	if (t->opos == t->olen)
+		t->opos = t->olen = 0;
+	if (took == total)
+		return (ssize_t)total;
+	/* The socket is full: keep the rest of the record, if it fits.  Not
+	 * in the handshake, which must hear EAGAIN to wait for EV_WRITE. */
+	if (t->established &&
+	    t->olen - t->opos + (total - took) <= NBD_TLS_OBUF - NBD_TLS_OBATCH) {
+		nbd_tls_oput(t, iov, n, took, total - took);
+		return (ssize_t)total;
+	}
+	if (took)
+		return (ssize_t)took;
+	gnutls_transport_set_errno(t->session, EAGAIN);
+	return -1;
+}
+
+/* Puts what obuf holds on the socket: 0, or -1 with errno (EAGAIN when
+ * it is full). */
+static int nbd_tls_drain(struct nbd_tls_conn *t)
+{
+	while (t->olen > t->opos) {
+		ssize_t r = send(t->fd, t->obuf + t->opos, t->olen - t->opos, MSG_NOSIGNAL);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		t->opos += (size_t)r;
+	}
+	t->opos = t->olen = 0;
+	return 0;
 }
 
 static int nbd_tls_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
@@ -152,7 +260,8 @@ static int nbd_tls_pull_timeout(gnutls_transport_ptr_t p, unsigned ms)
 	return poll(&pfd, 1, (int)ms);
 }
 
-static int nbd_tls_flush(struct nbd_conn *c)
+/* Turns what is corked or held inside GnuTLS into records in obuf. */
+static int nbd_tls_settle(struct nbd_conn *c)
 {
 	struct nbd_tls_conn *t = c->tls;
 	ssize_t r;
@@ -170,6 +279,19 @@ static int nbd_tls_flush(struct nbd_conn *c)
 		t->again = false;
 	}
 	return 0;
+}
+
+static int nbd_tls_flush(struct nbd_conn *c)
+{
+	struct nbd_tls_conn *t = c->tls;
+	int r;
+
+	t->gather = true;
+	r = nbd_tls_settle(c);
+	t->gather = false;
+	if (r < 0)
+		return r;
+	return nbd_tls_drain(t);
 }
 
 /* Appends to the corked record; GnuTLS copies and never refuses. */
@@ -192,14 +314,34 @@ static int nbd_tls_cork_add(struct nbd_conn *c, const uint8_t *p, size_t len)
 	return 0;
 }
 
+static ssize_t nbd_tls_send_batch(struct nbd_conn *c, const struct iovec *iov, int n,
+				  bool more);
+
 static ssize_t nbd_tls_send(struct nbd_conn *c, const struct iovec *iov, int n, bool more)
+{
+	struct nbd_tls_conn *t = c->tls;
+	ssize_t r;
+
+	t->gather = true;
+	r = nbd_tls_send_batch(c, iov, n, more);
+	t->gather = false;
+	t->big = false;
+	/* The batch's records go out now unless more follows at once; a
+	 * full socket leaves them for flush (EV_WRITE). */
+	if (r >= 0 && !more && nbd_tls_drain(t) < 0 && errno != EAGAIN && errno != EINTR)
+		return r ? r : -1;
+	return r;
+}
+
+static ssize_t nbd_tls_send_batch(struct nbd_conn *c, const struct iovec *iov, int n,
+				  bool more)
 {
 	struct nbd_tls_conn *t = c->tls;
 	size_t rec = gnutls_record_get_max_size(t->session);
 	ssize_t total = 0;
 
 	/* What an earlier batch left waiting goes first. */
-	if (nbd_tls_flush(c) < 0)
+	if (nbd_tls_settle(c) < 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		const uint8_t *p = iov[i].iov_base;
@@ -221,7 +363,7 @@ static ssize_t nbd_tls_send(struct nbd_conn *c, const struct iovec *iov, int n, 
 			p += top;
 			len -= top;
 			total += (ssize_t)top;
-			if (nbd_tls_flush(c) < 0)
+			if (nbd_tls_settle(c) < 0)
 				return total ? total : -1;
 		}
 		while (len) {
@@ -235,7 +377,9 @@ static ssize_t nbd_tls_send(struct nbd_conn *c, const struct iovec *iov, int n, 
 				total += (ssize_t)chunk;
 				break;
 			}
+			t->big = true;
 			w = gnutls_record_send(t->session, p, chunk);
+			t->big = false;
 			if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
 				/* Encrypted and held by GnuTLS: taken. */
 				t->again = true;
@@ -248,9 +392,8 @@ static ssize_t nbd_tls_send(struct nbd_conn *c, const struct iovec *iov, int n, 
 			total += w;
 		}
 	}
-	/* The batch's record goes out now unless more follows at once; a
-	 * full socket leaves it for flush. */
-	if (!more && nbd_tls_flush(c) < 0 && errno != EAGAIN && errno != EINTR)
+	/* The batch's record is made now unless more follows at once. */
+	if (!more && nbd_tls_settle(c) < 0 && errno != EAGAIN && errno != EINTR)
 		return total ? total : -1;
 	return total;
 }
@@ -259,7 +402,7 @@ static bool nbd_tls_send_pending(const struct nbd_conn *c)
 {
 	const struct nbd_tls_conn *t = c->tls;
 
-	return t && !t->failed && (t->again || t->corked);
+	return t && !t->failed && (t->again || t->corked || t->olen > t->opos);
 }
 
 const struct nbd_transport nbd_tls_transport = {
@@ -397,7 +540,8 @@ void nbd_tls_start(struct nbd_conn *c)
 	gnutls_handshake_set_timeout(t->session, 0);
 	t->fd = c->fd;
 	t->ibuf = malloc(NBD_TLS_IBUF);
-	if (!t->ibuf) {
+	t->obuf = malloc(NBD_TLS_OBUF);
+	if (!t->ibuf || !t->obuf) {
 		nbd_tls_fail(c, "session", "out of memory");
 		return;
 	}
@@ -425,6 +569,7 @@ void nbd_tls_end(struct nbd_conn *c, bool graceful)
 		gnutls_deinit(t->session);
 	nbd_tls_creds_put(t->creds);
 	free(t->ibuf);
+	free(t->obuf);
 	free(t);
 	c->tls = NULL;
 }

@@ -36,8 +36,18 @@ P = lambda *a: os.path.join(pki, *a)  # noqa: E731
 
 t = Checks()
 HS_TIMEOUT = 2
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+port = free_port()
 d = Daemon("-d", "ram", "64M", "--tls", "require", "--tls-certificates", P("server"),
-           "--tls-verify-peer", "--handshake-timeout", str(HS_TIMEOUT), name="disk")
+           "--tls-verify-peer", "--handshake-timeout", str(HS_TIMEOUT), name="disk",
+           listen=["unix:{sock}", "tcp:127.0.0.1:%d" % port])
 
 
 def ctl(daemon, cmd):
@@ -169,6 +179,115 @@ def pipelined():
     c.close()
     return ok and all(got[1000 + i] == (0, bytes([i]) * 4096) for i in range(n))
 t.run("64 WRITEs in one write, then 64 READs: every reply right", pipelined)
+
+# The server's cipher order: AES-128-GCM first; a client without it still
+# gets what it offers.
+def ciphers():
+    c = tls_client()
+    default = c.sock.cipher()
+    c.negotiate(b"disk")
+    ok = c.cmd(CMD_READ, 0, 4096)[0] == 0
+    c.close()
+    ctx = client_ctx()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE+CHACHA20")
+    c = d.client()
+    c.start()
+    starttls(c)
+    wrap(c, ctx)
+    chacha = c.sock.cipher()
+    c.negotiate(b"disk")
+    ok = ok and c.cmd(CMD_READ, 0, 4096)[0] == 0
+    c.close()
+    return t.check("AES-128-GCM preferred; a TLS 1.2 ChaCha20-only client gets ChaCha20",
+                   ok and default[0] == "TLS_AES_128_GCM_SHA256" and "CHACHA20" in chacha[0],
+                   repr((default, chacha)))
+ciphers()
+
+
+# Each request in a record of its own (as libnbd sends them): the server
+# reads many records per system call and answers them together.
+def one_record_each():
+    c = tls_client()
+    c.negotiate(b"disk")
+    n = 100
+    for i in range(n):
+        c.send(Client.request_bytes(CMD_WRITE, i * 512, 512, handle=i + 1,
+                                    payload=bytes([i % 251]) * 512))
+    ok = sorted(c.read_reply()[0] for _ in range(n)) == list(range(1, n + 1))
+    for i in range(n):
+        c.send(Client.request_bytes(CMD_READ, i * 512, 512, handle=5000 + i))
+    got = {}
+    for _ in range(n):
+        h, err, data, _ = c.read_reply(512)
+        got[h] = (err, data)
+    c.close()
+    return ok and all(got[5000 + i] == (0, bytes([i % 251]) * 512) for i in range(n))
+t.run("100 requests, one TLS record each: every reply right", one_record_each)
+
+
+# A client that reads slowly: 4k and 1 MiB READs mixed (16 MiB), all sent at
+# once, the replies left unread until the socket and the server's record
+# buffer are full (records it keeps while the socket says EAGAIN), then
+# read a little at a time.  Every byte must come in
+# order (records kept back by a full socket are sent later, never lost or
+# reordered) and the connection must go on.
+def slow_reader():
+    # Over TCP with a small receive window: a unix socket here takes
+    # megabytes before it says EAGAIN.
+    c = d.client()
+    c.sock.close()
+    c.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+    c.sock.settimeout(20)
+    c.sock.connect(("127.0.0.1", port))
+    c.start()
+    if starttls(c)[1] != REP_ACK:
+        return t.check("slow reader: STARTTLS", False)
+    wrap(c)
+    c.negotiate(b"disk")
+    blocks = 1536   # 6 MiB of 4k blocks, each its index repeated
+    img = b"".join(struct.pack(">I", i) * 1024 for i in range(blocks))
+    for off in range(0, len(img), 1 << 20):
+        err, _, _ = c.cmd(CMD_WRITE, off, 1 << 20, payload=img[off:off + (1 << 20)])
+        if err:
+            return False
+    reqs = {}
+    buf = b""
+    for i in range(400):
+        if i % 25 == 12:
+            off, ln = ((i // 25) % 5) << 20, 1 << 20
+        else:
+            off, ln = ((i * 37) % blocks) * 4096, 4096
+        reqs[100 + i] = (off, ln)
+        buf += Client.request_bytes(CMD_READ, off, ln, handle=100 + i)
+    c.send(buf)
+    time.sleep(1.0)
+    raw = c.sock
+    slow = {"left": 256 * 1024}
+
+    class Slow:
+        def recv(self, n):
+            if slow["left"] > 0:
+                time.sleep(0.002)
+                n = min(n, 3000)
+            b = raw.recv(n)
+            slow["left"] -= len(b)
+            return b
+    c.sock = Slow()
+    bad = []
+    for _ in range(len(reqs)):
+        h, err, data, _ = c.read_reply(4096)
+        off, ln = reqs.pop(h, (None, None))
+        if err or off is None or data != img[off:off + ln]:
+            bad.append(h)
+    c.sock = raw
+    err, data, _ = c.cmd(CMD_READ, 4096, 4096)
+    c.close()
+    return t.check("a slow reader gets all 400 replies right, then more",
+                   not bad and not reqs and err == 0 and data == img[4096:8192],
+                   "bad %s, missing %s" % (bad[:5], list(reqs)[:5]))
+slow_reader()
 
 # ---- STARTTLS injection ----
 def injection(extra, desc):
