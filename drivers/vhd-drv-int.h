@@ -35,6 +35,19 @@ struct vhd_wait {
 	void (*resume)(struct vhd_wait *w, int err);
 };
 
+/* A range of the disk (bytes, whole sectors) held by a request that
+ * changes data (drivers/vhd-lock.c).  Writes hold theirs shared; a
+ * read-modify-write of partial sectors and a TRIM hold theirs exclusive.
+ * Requests are granted in arrival order: one waits while an earlier
+ * request (held or waiting) overlaps it and either of them is exclusive. */
+struct vhd_lock {
+	uint64_t start, end;
+	bool excl, granted;
+	struct vhd_lock *prev, *next;	/* v->locks, arrival order */
+	struct vhd_lock *run_next;	/* granted in one release */
+	void (*run)(struct vhd_lock *l);	/* granted after waiting */
+};
+
 /* One cached sector bitmap. */
 struct vhd_bm {
 	uint32_t block;
@@ -44,6 +57,8 @@ struct vhd_bm {
 	bool dirty;			/* bits set that are not on disk */
 	bool allocating;		/* the block's allocation is in flight */
 	uint32_t alloc_sector;		/* where, while allocating */
+	bool dead;			/* its block was deallocated (TRIM): out of
+					 * the cache, freed when unpinned */
 	int err;			/* the load failed */
 	struct vhd_wait *waiters;	/* for the load or the commit */
 	struct vhd_bm *hnext;
@@ -88,6 +103,11 @@ struct vhd {
 	struct vhd_wait *sync_next, **sync_next_tail;
 
 	uint8_t *zeroes;		/* VHD_ZERO_CHUNK of zeroes, for WRITE_ZEROES */
+
+	/* Locked ranges (vhd-lock.c). */
+	struct vhd_lock *locks, *locks_tail;
+	unsigned locks_excl;		/* exclusive ones, held or waiting */
+	unsigned locks_waiting;
 };
 
 #define VHD_ZERO_CHUNK (1u << 20)
@@ -100,6 +120,11 @@ static inline uint64_t vhd_block_file_off(const struct vhd *v, uint32_t sector)
 /* Sends io to img, completing it with the result when the op did not
  * start (rule 1 of drivers/driver.h). */
 void vhd_submit(struct vd_image *img, struct vd_io *io);
+
+/* vhd-lock.c.  Acquire returns true when l is granted now; else l->run
+ * runs once it is.  Release may run other requests' run(). */
+bool vhd_lock_acquire(struct vhd *v, struct vhd_lock *l);
+void vhd_lock_release(struct vhd *v, struct vhd_lock *l);
 
 /* vhd-meta.c */
 int vhd_meta_init(struct vhd *v);
@@ -122,6 +147,12 @@ void vhd_alloc_commit(struct vhd *v, struct vhd_bm *e, int err);
 /* Marks sectors [first, first+count) of e present; true when that changed
  * anything (the bitmap is then dirty). */
 bool vhd_bm_set(struct vhd_bm *e, uint32_t first, uint32_t count);
+/* Marks them absent (TRIM); true when that changed anything. */
+bool vhd_bm_clear(struct vhd_bm *e, uint32_t first, uint32_t count);
+/* TRIM of a whole block of a parentless image: the BAT entry in memory
+ * becomes unused (dirty) and the cached bitmap is dropped.  Returns the
+ * block's old first sector (its space is never reused). */
+uint32_t vhd_dealloc(struct vhd *v, uint32_t block);
 /* Queues w for the next sync round (starting one when none runs). */
 void vhd_sync(struct vhd *v, struct vhd_wait *w);
 bool vhd_meta_dirty(const struct vhd *v);

@@ -215,6 +215,11 @@ void vhd_bm_pin(struct vhd_bm *e)
 void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e)
 {
 	e->pins--;
+	if (e->dead) {
+		if (!e->pins)
+			bm_free(e);
+		return;
+	}
 	if (!e->loaded && !e->allocating && bm_evictable(e))
 		bm_remove(v, e);	/* a failed load or allocation */
 }
@@ -336,6 +341,43 @@ bool vhd_bm_set(struct vhd_bm *e, uint32_t first, uint32_t count)
 	return true;
 }
 
+bool vhd_bm_clear(struct vhd_bm *e, uint32_t first, uint32_t count)
+{
+	if (vhd_bitmap_range_is(e->bits, first, count, false))
+		return false;
+	vhd_bitmap_set_range(e->bits, first, count, false);
+	e->dirty = true;
+	return true;
+}
+
+uint32_t vhd_dealloc(struct vhd *v, uint32_t block)
+{
+	struct vhd_bm *e = vhd_bm_lookup(v, block);
+	uint32_t old = v->bat[block], s = (uint32_t)((uint64_t)block * 4 / 512);
+
+	if (e) {
+		struct vhd_bm **p = &v->hash[bm_hash(v, block)];
+
+		/* Out of the cache now; one still pinned (a load with its
+		 * waiters, a sync round writing it to its old place, which is
+		 * harmless) is freed by its last unpin.  Its waiters look at
+		 * the BAT again and find the block unallocated. */
+		while (*p != e)
+			p = &(*p)->hnext;
+		*p = e->hnext;
+		lru_unlink(v, e);
+		v->nr_bm--;
+		e->dirty = false;
+		if (e->pins || e->waiters)
+			e->dead = true;
+		else
+			bm_free(e);
+	}
+	v->bat[block] = VHD_BAT_UNUSED;
+	v->bat_dirty[s / 8] |= (uint8_t)(1u << (s % 8));
+	return old;
+}
+
 bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block)
 {
 	uint32_t s = (uint32_t)((uint64_t)block * 4 / 512);
@@ -373,6 +415,7 @@ struct vhd_round {
 	unsigned pending;
 	int err;
 	struct vhd_bm **bms;
+	uint64_t *bm_offs;		/* where each goes, taken at the snapshot */
 	unsigned nr_bms;
 	uint32_t *bat_secs;
 	unsigned nr_bat;
@@ -392,7 +435,7 @@ static void round_finish(struct vhd_round *r)
 	if (r->err) {
 		log_errno(LOG_LVL_ERR, r->err, "vhd: %s: writing metadata", v->path);
 		for (unsigned i = 0; i < r->nr_bms; i++)
-			r->bms[i]->dirty = true;
+			r->bms[i]->dirty = !r->bms[i]->dead;
 		for (unsigned i = 0; i < r->nr_bat; i++)
 			v->bat_dirty[r->bat_secs[i] / 8] |= (uint8_t)(1u << (r->bat_secs[i] % 8));
 		if (r->footer)
@@ -404,6 +447,7 @@ static void round_finish(struct vhd_round *r)
 		vhd_bm_unpin(v, r->bms[i]);
 	v->round = NULL;
 	free(r->bms);
+	free(r->bm_offs);
 	free(r->bat_secs);
 	free(r->buf);
 	free(r->ios);
@@ -446,7 +490,7 @@ static void round_step(struct vhd_round *r)
 		for (unsigned i = 0; i < r->nr_bms; i++, n++)
 			r->ios[n].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = bm, .buf = r->buf + (size_t)i * bm,
-				.offset = (uint64_t)v->bat[r->bms[i]->block] * 512,
+				.offset = r->bm_offs[i],
 			};
 		for (unsigned i = 0; i < r->nr_bat; i++, n++)
 			r->ios[n].io = (struct vd_io){
@@ -498,13 +542,15 @@ static void round_start(struct vhd *v)
 		nbat += !!(v->bat_dirty[s / 8] & (1u << (s % 8)));
 	len = (size_t)nb * bm + (size_t)nbat * 512 + 512;
 	r->bms = calloc(nb ? nb : 1, sizeof(*r->bms));
+	r->bm_offs = calloc(nb ? nb : 1, sizeof(*r->bm_offs));
 	r->bat_secs = calloc(nbat ? nbat : 1, sizeof(*r->bat_secs));
 	r->ios = calloc(nb + nbat + 1, sizeof(*r->ios));
 	r->buf = vhd_alloc_aligned(len);
-	if (!r->bms || !r->bat_secs || !r->ios || !r->buf) {
+	if (!r->bms || !r->bm_offs || !r->bat_secs || !r->ios || !r->buf) {
 		struct vhd_wait *w = r->members;
 
 		free(r->bms);
+		free(r->bm_offs);
 		free(r->bat_secs);
 		free(r->ios);
 		free(r->buf);
@@ -523,6 +569,7 @@ static void round_start(struct vhd *v)
 		memcpy(r->buf + (size_t)r->nr_bms * bm, e->bits, bm);
 		e->dirty = false;
 		vhd_bm_pin(e);
+		r->bm_offs[r->nr_bms] = (uint64_t)v->bat[e->block] * 512;
 		r->bms[r->nr_bms++] = e;
 	}
 	for (uint32_t s = 0; s < v->bat_sectors; s++) {
