@@ -19,6 +19,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/vhd-probe.h"
+#include "queue/tiocb.h"
 
 #define VHD_MAX_CHAIN 32		/* images in a chain, leaf included */
 #define VHD_CACHE_BYTES (4u << 20)	/* bitmap cache bound (soft, see vhd-meta.c) */
@@ -56,6 +57,7 @@ struct vhd_bm {
 	bool loaded;			/* bits valid */
 	bool dirty;			/* bits set that are not on disk */
 	bool allocating;		/* the block's allocation is in flight */
+	bool alloc_zeroed;		/* its bitmap's place reads zeroes already */
 	uint32_t alloc_sector;		/* where, while allocating */
 	bool dead;			/* its block was deallocated (TRIM): out of
 					 * the cache, freed when unpinned */
@@ -88,8 +90,22 @@ struct vhd {
 	uint64_t bat_offset;
 	uint8_t *bat_dirty;		/* one bit per BAT sector */
 	uint32_t bat_sectors;
-	bool footer_dirty;		/* next_alloc moved since the footer was written */
 	uint64_t next_alloc;		/* first free byte past every block */
+
+	/* The file's end (vhd-meta.c, "growing the file"): the footer is
+	 * always the last 512 bytes; blocks are placed below it, in space a
+	 * grow added ahead of them (a worker call that writes the footer
+	 * further on and syncs it before any block may use the space). */
+	uint64_t footer_at;		/* where the end footer is; blocks end <= */
+	bool footer_ok;			/* a valid footer is there */
+	uint64_t zero_from;		/* past this (below footer_at) reads zeroes */
+	bool can_grow;			/* a regular file, opened read-write */
+	int grow_fd;			/* buffered, for the grow and close; or -1 */
+	struct tqueue *q;
+	bool growing;
+	uint64_t grow_to;		/* the new footer_at, while growing */
+	struct tiocb grow_t;
+	struct vhd_wait *grow_waiters;
 
 	/* Bitmap cache. */
 	struct vhd_bm **hash;
@@ -139,9 +155,14 @@ void vhd_bm_pin(struct vhd_bm *e);
 void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e);
 /* Starts allocating block: an entry with zero bits, pinned, allocating,
  * at a sector past every other block.  -ENOSPC when the file would pass
- * what a 32-bit sector number reaches; 1 with w queued for a sync round
- * when the cache is full of dirty bitmaps. */
+ * what a 32-bit sector number reaches (or a block device has no room);
+ * 1 with w queued for a sync round when the cache is full of dirty
+ * bitmaps, or for a grow of the file. */
 int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vhd_bm **out);
+/* After an allocation: when the room left before the end footer runs
+ * low, starts a grow and queues w for its end (true).  The caller's
+ * request holds on until then, so nothing of v is in flight unseen. */
+bool vhd_grow_ahead(struct vhd *v, struct vhd_wait *w);
 /* The allocation's writes are done: the BAT entry takes it (dirty). */
 void vhd_alloc_commit(struct vhd *v, struct vhd_bm *e, int err);
 /* Marks sectors [first, first+count) of e present; true when that changed

@@ -10,9 +10,10 @@
  *  write  whole sectors, holding the range shared (vhd-lock.c).  Into an
  *         allocated block: in place, then the bits are set in the cached
  *         bitmap (dirty).  Into an unallocated block: the block is placed
- *         at the end of the file and written with a zeroed bitmap and its
- *         last sector (so the file covers it); once all three writes are
- *         done the BAT entry takes it.  Writes to a block being allocated
+ *         past every other, below the end footer (vhd-meta.c grows the
+ *         file ahead), and written with a zeroed bitmap unless its place
+ *         reads zeroes already; once the writes are done the BAT entry
+ *         takes it.  Writes to a block being allocated
  *         wait for that; reads of it see absent sectors until then, i.e.
  *         the old contents.
  *         Partial sectors: a read-modify-write holding the covering
@@ -46,6 +47,7 @@ enum { ACC_NONE, ACC_FILE, ACC_ABSENT };
 
 struct vhd_req {
 	struct vhd_wait w;		/* first: resume finds us */
+	struct vhd_wait gw;		/* a grow ahead (vhd_grow_ahead) */
 	struct vhd *v;
 	struct vd_io *io;
 	uint64_t pos, end;
@@ -80,7 +82,7 @@ struct vhd_alloc {
 	uint32_t first, count;
 	unsigned pending;
 	int err;
-	struct vhd_alloc_io ios[3];
+	struct vhd_alloc_io ios[2];
 };
 
 static struct vhd_req *req_of_wait(struct vhd_wait *w)
@@ -200,6 +202,16 @@ static uint64_t min64(uint64_t a, uint64_t b)
 }
 
 /* ---- read ---- */
+
+/* A grow ahead ended: its error is the grow's, not this request's (the
+ * writes that need the space see it). */
+static void req_grown(struct vhd_wait *w, int err)
+{
+	struct vhd_req *r = (struct vhd_req *)((char *)w - offsetof(struct vhd_req, gw));
+
+	(void)err;
+	req_put(r, 0);
+}
 
 static void rd_issue(struct vhd_req *r)
 {
@@ -395,17 +407,16 @@ static bool wr_alloc(struct vhd_req *r, struct vhd_bm *e, uint64_t boff, uint64_
 	a->e = e;
 	a->first = (uint32_t)(boff / 512);
 	a->count = (uint32_t)(n / 512);
-	a->ios[nr++].io = (struct vd_io){
-		.op = VD_OP_WRITE, .offset = bm_off, .len = v->bitmap_bytes, .buf = v->zeroes,
-	};
+	/* The file already covers the block (it lies below the end footer);
+	 * in space a grow added, the bitmap's place reads zeroes already. */
+	if (!e->alloc_zeroed)
+		a->ios[nr++].io = (struct vd_io){
+			.op = VD_OP_WRITE, .offset = bm_off, .len = v->bitmap_bytes,
+			.buf = v->zeroes,
+		};
 	a->ios[nr++].io = (struct vd_io){
 		.op = VD_OP_WRITE, .offset = data + boff, .len = n, .buf = buf,
 	};
-	if (boff + n < v->block_size)
-		a->ios[nr++].io = (struct vd_io){
-			.op = VD_OP_WRITE, .offset = data + v->block_size - 512, .len = 512,
-			.buf = v->zeroes,
-		};
 	if (r->io->flags & VD_IO_FUA)
 		r->need_sync = true;
 	r->refs++;
@@ -443,6 +454,9 @@ static void wr_walk(struct vhd_req *r)
 				req_put(r, err < 0 ? err : -ENOMEM);
 				return;
 			}
+			r->gw.resume = req_grown;
+			if (vhd_grow_ahead(v, &r->gw))
+				r->refs++;
 		} else {
 			unsigned flags = 0;
 

@@ -175,6 +175,13 @@ static int vhd_open_dynamic(struct vhd *v, int fd)
 			end = be;
 	}
 	v->next_alloc = (end + 511) & ~(uint64_t)511;
+	/* Without a footer at the end (the copy stood in) nothing fits
+	 * until a grow writes one. */
+	v->footer_ok = !v->meta.footer_from_copy;
+	v->footer_at = v->footer_ok ? v->meta.footer_offset : v->next_alloc;
+	if (v->footer_at < v->next_alloc)
+		v->footer_at = v->next_alloc;
+	v->zero_from = v->meta.file_size > v->next_alloc ? v->meta.file_size : v->next_alloc;
 	return 0;
 }
 
@@ -197,6 +204,8 @@ static int vhd_open(const char *image, const struct vd_open_opts *opts,
 		goto out;
 	}
 	v->read_only = opts->read_only;
+	v->grow_fd = -1;
+	v->q = env->q;
 	fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err = -errno;
@@ -244,6 +253,15 @@ static int vhd_open(const char *image, const struct vd_open_opts *opts,
 		if (err)
 			goto out;
 	}
+	if (v->type != VHD_TYPE_FIXED && !v->read_only && S_ISREG(st.st_mode)) {
+		v->grow_fd = open(image, O_RDWR | O_CLOEXEC);
+		if (v->grow_fd < 0) {
+			err = -errno;
+			log_errno(LOG_LVL_ERR, err, "vhd: open %s read-write", image);
+			goto out;
+		}
+		v->can_grow = true;
+	}
 	if (v->type == VHD_TYPE_DIFF) {
 		err = vhd_open_parent(v, fd, opts, env);
 		if (err)
@@ -289,6 +307,8 @@ out:
 		vd_image_close(v->parent);
 	if (v->type != VHD_TYPE_FIXED)
 		vhd_meta_free(v);
+	if (v->grow_fd >= 0)
+		close(v->grow_fd);
 	free(v->bat);
 	free(v->path);
 	free(v);
@@ -303,6 +323,8 @@ static void vhd_close(void *priv)
 		vhd_meta_sync_blocking(v);
 		vhd_meta_free(v);
 	}
+	if (v->grow_fd >= 0)
+		close(v->grow_fd);
 	vd_image_close(v->file);
 	vd_image_close(v->parent);
 	free(v->bat);
