@@ -120,6 +120,10 @@ struct vhd {
 
 	uint8_t *zeroes;		/* VHD_ZERO_CHUNK of zeroes, for WRITE_ZEROES */
 
+	/* Requests kept for reuse (vhd-io.c). */
+	struct vhd_req *req_cache;
+	unsigned req_cached;
+
 	/* Locked ranges (vhd-lock.c). */
 	struct vhd_lock *locks, *locks_tail;
 	unsigned locks_excl;		/* exclusive ones, held or waiting */
@@ -183,6 +187,7 @@ bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block);
 void vhd_meta_sync_blocking(struct vhd *v);
 
 /* vhd-io.c */
+void vhd_io_cache_free(struct vhd *v);
 int vhd_read(void *priv, struct vd_io *io);
 int vhd_write(void *priv, struct vd_io *io);
 int vhd_flush(void *priv, struct vd_io *io);

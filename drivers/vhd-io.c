@@ -45,6 +45,13 @@
 
 enum { ACC_NONE, ACC_FILE, ACC_ABSENT };
 
+struct vhd_piece {
+	struct vd_io child;
+	struct vhd_req *r;
+	struct vhd_bm *e;
+	uint32_t first, count;
+};
+
 struct vhd_req {
 	struct vhd_wait w;		/* first: resume finds us */
 	struct vhd_wait gw;		/* a grow ahead (vhd_grow_ahead) */
@@ -60,14 +67,14 @@ struct vhd_req {
 	uint64_t acc_pos, acc_len, acc_file;
 	struct vd_io sub;		/* write zeroes, block status */
 	struct vd_extent pext[64];
+	/* The common request has one piece: no malloc for it, and none for
+	 * the request (v->req_cache keeps some for reuse). */
+	bool p0_busy;
+	struct vhd_piece p0;
+	struct vhd_req *cache_next;
 };
 
-struct vhd_piece {
-	struct vd_io child;
-	struct vhd_req *r;
-	struct vhd_bm *e;
-	uint32_t first, count;
-};
+#define VHD_REQ_CACHE 128
 
 /* Sub-I/Os sent to another image find their owner by their address:
  * the image's driver may use the vd_io's scratch fields. */
@@ -92,10 +99,17 @@ static struct vhd_req *req_of_wait(struct vhd_wait *w)
 
 static struct vhd_req *req_new(struct vhd *v, struct vd_io *io)
 {
-	struct vhd_req *r = malloc(sizeof(*r));
+	struct vhd_req *r = v->req_cache;
 
-	if (!r)
-		return NULL;
+	if (r) {
+		v->req_cache = r->cache_next;
+		v->req_cached--;
+	} else {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+	}
+	r->p0_busy = false;
 	r->v = v;
 	r->io = io;
 	r->pos = io->offset;
@@ -106,6 +120,17 @@ static struct vhd_req *req_new(struct vhd *v, struct vd_io *io)
 	r->locked = false;
 	r->acc = ACC_NONE;
 	return r;
+}
+
+static void req_free(struct vhd *v, struct vhd_req *r)
+{
+	if (v->req_cached >= VHD_REQ_CACHE) {
+		free(r);
+		return;
+	}
+	r->cache_next = v->req_cache;
+	v->req_cache = r;
+	v->req_cached++;
 }
 
 static void req_put(struct vhd_req *r, int err);
@@ -134,8 +159,19 @@ static void req_put(struct vhd_req *r, int err)
 	err = r->err;
 	if (r->locked)
 		vhd_lock_release(r->v, &r->lk);
-	free(r);
+	req_free(r->v, r);
 	vd_io_complete(io, err);
+}
+
+void vhd_io_cache_free(struct vhd *v)
+{
+	while (v->req_cache) {
+		struct vhd_req *r = v->req_cache;
+
+		v->req_cache = r->cache_next;
+		free(r);
+	}
+	v->req_cached = 0;
 }
 
 static struct vhd_req *req_of_lock(struct vhd_lock *l)
@@ -162,7 +198,10 @@ static void piece_done(struct vd_io *child, int err)
 			vhd_bm_set(p->e, p->first, p->count);
 		vhd_bm_unpin(r->v, p->e);
 	}
-	free(p);
+	if (p == &r->p0)
+		r->p0_busy = false;
+	else
+		free(p);
 	req_put(r, err);
 }
 
@@ -171,8 +210,10 @@ static bool piece_send(struct vhd_req *r, struct vd_image *img, enum vd_op op,
 		       uint64_t off, uint64_t len, void *buf, unsigned flags,
 		       struct vhd_bm *e, uint32_t first, uint32_t count)
 {
-	struct vhd_piece *p = malloc(sizeof(*p));
+	struct vhd_piece *p = r->p0_busy ? malloc(sizeof(*p)) : &r->p0;
 
+	if (p == &r->p0)
+		r->p0_busy = true;
 	if (!p) {
 		if (!r->err)
 			r->err = -ENOMEM;

@@ -323,6 +323,7 @@ static void vhd_close(void *priv)
 		vhd_meta_sync_blocking(v);
 		vhd_meta_free(v);
 	}
+	vhd_io_cache_free(v);
 	if (v->grow_fd >= 0)
 		close(v->grow_fd);
 	vd_image_close(v->file);
