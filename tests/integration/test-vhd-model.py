@@ -11,7 +11,7 @@ status calls them holes, and that outlives a restart.
 Then fio --verify writes across a snapshot and verifies after it, and a
 kill -9 cut: writes acknowledged before a completed FLUSH read back, the
 image opens without repair and checks clean."""
-import os, random, signal, subprocess, sys, tempfile, time
+import atexit, os, random, signal, subprocess, sys, tempfile, time
 try:
     import nbd
 except ImportError:
@@ -37,6 +37,8 @@ class Daemon:
         self.log = open(T + "/vdiskd.log", "a")
         self.p = subprocess.Popen([VDISKD, "-f", "-l", "unix:" + self.sock, "-c", self.ctl,
                                    *args, image], stdout=subprocess.DEVNULL, stderr=self.log)
+        # A failed check exits early: never leave a daemon behind.
+        atexit.register(lambda p=self.p: p.poll() is None and p.kill())
         for _ in range(200):
             if os.path.exists(self.ctl) and os.path.exists(self.sock): break
             if self.p.poll() is not None: raise SystemExit("vdiskd exited")
