@@ -19,6 +19,7 @@
 
 #include "drivers/driver.h"
 #include "drivers/vhd-probe.h"
+#include "queue/tiocb.h"
 
 #define VHD_MAX_CHAIN 32		/* images in a chain, leaf included */
 #define VHD_CACHE_BYTES (4u << 20)	/* bitmap cache bound (soft, see vhd-meta.c) */
@@ -35,6 +36,19 @@ struct vhd_wait {
 	void (*resume)(struct vhd_wait *w, int err);
 };
 
+/* A range of the disk (bytes, whole sectors) held by a request that
+ * changes data (drivers/vhd-lock.c).  Writes hold theirs shared; a
+ * read-modify-write of partial sectors and a TRIM hold theirs exclusive.
+ * Requests are granted in arrival order: one waits while an earlier
+ * request (held or waiting) overlaps it and either of them is exclusive. */
+struct vhd_lock {
+	uint64_t start, end;
+	bool excl, granted;
+	struct vhd_lock *prev, *next;	/* v->locks, arrival order */
+	struct vhd_lock *run_next;	/* granted in one release */
+	void (*run)(struct vhd_lock *l);	/* granted after waiting */
+};
+
 /* One cached sector bitmap. */
 struct vhd_bm {
 	uint32_t block;
@@ -43,7 +57,10 @@ struct vhd_bm {
 	bool loaded;			/* bits valid */
 	bool dirty;			/* bits set that are not on disk */
 	bool allocating;		/* the block's allocation is in flight */
+	bool alloc_zeroed;		/* its bitmap's place reads zeroes already */
 	uint32_t alloc_sector;		/* where, while allocating */
+	bool dead;			/* its block was deallocated (TRIM): out of
+					 * the cache, freed when unpinned */
 	int err;			/* the load failed */
 	struct vhd_wait *waiters;	/* for the load or the commit */
 	struct vhd_bm *hnext;
@@ -73,8 +90,22 @@ struct vhd {
 	uint64_t bat_offset;
 	uint8_t *bat_dirty;		/* one bit per BAT sector */
 	uint32_t bat_sectors;
-	bool footer_dirty;		/* next_alloc moved since the footer was written */
 	uint64_t next_alloc;		/* first free byte past every block */
+
+	/* The file's end (vhd-meta.c, "growing the file"): the footer is
+	 * always the last 512 bytes; blocks are placed below it, in space a
+	 * grow added ahead of them (a worker call that writes the footer
+	 * further on and syncs it before any block may use the space). */
+	uint64_t footer_at;		/* where the end footer is; blocks end <= */
+	bool footer_ok;			/* a valid footer is there */
+	uint64_t zero_from;		/* past this (below footer_at) reads zeroes */
+	bool can_grow;			/* a regular file, opened read-write */
+	int grow_fd;			/* buffered, for the grow and close; or -1 */
+	struct tqueue *q;
+	bool growing;
+	uint64_t grow_to;		/* the new footer_at, while growing */
+	struct tiocb grow_t;
+	struct vhd_wait *grow_waiters;
 
 	/* Bitmap cache. */
 	struct vhd_bm **hash;
@@ -88,6 +119,15 @@ struct vhd {
 	struct vhd_wait *sync_next, **sync_next_tail;
 
 	uint8_t *zeroes;		/* VHD_ZERO_CHUNK of zeroes, for WRITE_ZEROES */
+
+	/* Requests kept for reuse (vhd-io.c). */
+	struct vhd_req *req_cache;
+	unsigned req_cached;
+
+	/* Locked ranges (vhd-lock.c). */
+	struct vhd_lock *locks, *locks_tail;
+	unsigned locks_excl;		/* exclusive ones, held or waiting */
+	unsigned locks_waiting;
 };
 
 #define VHD_ZERO_CHUNK (1u << 20)
@@ -100,6 +140,11 @@ static inline uint64_t vhd_block_file_off(const struct vhd *v, uint32_t sector)
 /* Sends io to img, completing it with the result when the op did not
  * start (rule 1 of drivers/driver.h). */
 void vhd_submit(struct vd_image *img, struct vd_io *io);
+
+/* vhd-lock.c.  Acquire returns true when l is granted now; else l->run
+ * runs once it is.  Release may run other requests' run(). */
+bool vhd_lock_acquire(struct vhd *v, struct vhd_lock *l);
+void vhd_lock_release(struct vhd *v, struct vhd_lock *l);
 
 /* vhd-meta.c */
 int vhd_meta_init(struct vhd *v);
@@ -114,14 +159,25 @@ void vhd_bm_pin(struct vhd_bm *e);
 void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e);
 /* Starts allocating block: an entry with zero bits, pinned, allocating,
  * at a sector past every other block.  -ENOSPC when the file would pass
- * what a 32-bit sector number reaches; 1 with w queued for a sync round
- * when the cache is full of dirty bitmaps. */
+ * what a 32-bit sector number reaches (or a block device has no room);
+ * 1 with w queued for a sync round when the cache is full of dirty
+ * bitmaps, or for a grow of the file. */
 int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vhd_bm **out);
+/* After an allocation: when the room left before the end footer runs
+ * low, starts a grow and queues w for its end (true).  The caller's
+ * request holds on until then, so nothing of v is in flight unseen. */
+bool vhd_grow_ahead(struct vhd *v, struct vhd_wait *w);
 /* The allocation's writes are done: the BAT entry takes it (dirty). */
 void vhd_alloc_commit(struct vhd *v, struct vhd_bm *e, int err);
 /* Marks sectors [first, first+count) of e present; true when that changed
  * anything (the bitmap is then dirty). */
 bool vhd_bm_set(struct vhd_bm *e, uint32_t first, uint32_t count);
+/* Marks them absent (TRIM); true when that changed anything. */
+bool vhd_bm_clear(struct vhd_bm *e, uint32_t first, uint32_t count);
+/* TRIM of a whole block of a parentless image: the BAT entry in memory
+ * becomes unused (dirty) and the cached bitmap is dropped.  Returns the
+ * block's old first sector (its space is never reused). */
+uint32_t vhd_dealloc(struct vhd *v, uint32_t block);
 /* Queues w for the next sync round (starting one when none runs). */
 void vhd_sync(struct vhd *v, struct vhd_wait *w);
 bool vhd_meta_dirty(const struct vhd *v);
@@ -131,6 +187,7 @@ bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block);
 void vhd_meta_sync_blocking(struct vhd *v);
 
 /* vhd-io.c */
+void vhd_io_cache_free(struct vhd *v);
 int vhd_read(void *priv, struct vd_io *io);
 int vhd_write(void *priv, struct vd_io *io);
 int vhd_flush(void *priv, struct vd_io *io);

@@ -2,22 +2,39 @@
  * block whose bitmap is not cached waits for its load (vhd-meta.c) and
  * the walk resumes where it stopped.
  *
- *  read   (any bytes: unaligned ones through a bounce buffer) present runs of the bitmap go to the file, absent runs are
+ *  read   present runs of the bitmap go to the file, absent runs are
  *         zeroes (dynamic) or go to the parent (differencing); adjacent
  *         pieces of one kind are merged, so an allocated range is one read.
- *  write  (whole sectors; others fail with EINVAL) into an allocated block: in place, then the bits are set in the
- *         cached bitmap (dirty).  Into an unallocated block: the block is
- *         placed at the end of the file and written with a zeroed bitmap
- *         and its last sector (so the file covers it); once all three
- *         writes are done the BAT entry takes it.  Writes to a block being
- *         allocated wait for that; reads of it see absent sectors until
- *         then, i.e. the old contents.
+ *         Bytes that are not whole sectors: the covering sectors into a
+ *         bounce buffer.
+ *  write  whole sectors, holding the range shared (vhd-lock.c).  Into an
+ *         allocated block: in place, then the bits are set in the cached
+ *         bitmap (dirty).  Into an unallocated block: the block is placed
+ *         past every other, below the end footer (vhd-meta.c grows the
+ *         file ahead), and written with a zeroed bitmap unless its place
+ *         reads zeroes already; once the writes are done the BAT entry
+ *         takes it.  Writes to a block being allocated
+ *         wait for that; reads of it see absent sectors until then, i.e.
+ *         the old contents.
+ *         Partial sectors: a read-modify-write holding the covering
+ *         sectors exclusive: the edge sectors are read through the read
+ *         path (the leaf when their bit is set, else the parent or
+ *         zeroes), the new bytes laid over them in a bounce buffer, and
+ *         that written through the whole-sector path.
  *  FUA    a write whose bits and BAT entry are already on disk is written
  *         with FUA; any other joins a sync round before it completes.
  *  flush  a sync round (vhd-meta.c).
- *  trim   accepted and ignored: the data stays (NBD allows it).
+ *  trim   whole sectors inside the range, held exclusive.  Parentless
+ *         (dynamic): the sectors' bits are cleared (they read as zeroes)
+ *         and their data punched out of the file; a block left with no
+ *         bit set, or trimmed whole, is deallocated (its BAT entry unused;
+ *         its space in the file is never reused).  Differencing: nothing
+ *         (see docs/architecture.md: clearing bits would bring back the
+ *         parent's older data, zeroing would allocate).  Fixed: the file's
+ *         trim (a punched hole).
  *  zeroes written as zeroes, 1 MiB at a time; unallocated blocks of a
  *         dynamic image already read as zeroes and are left alone.
+ *         Partial sectors at the edges go through the read-modify-write.
  *  status the BAT and bitmaps; absent runs of a differencing image ask
  *         the parent. */
 #include <errno.h>
@@ -28,26 +45,36 @@
 
 enum { ACC_NONE, ACC_FILE, ACC_ABSENT };
 
-struct vhd_req {
-	struct vhd_wait w;		/* first: resume finds us */
-	struct vhd *v;
-	struct vd_io *io;
-	uint64_t pos, end;
-	unsigned refs;
-	int err;
-	bool need_sync;
-	int acc;			/* reads: the piece being gathered */
-	uint64_t acc_pos, acc_len, acc_file;
-	struct vd_io sub;		/* write zeroes, block status */
-	struct vd_extent pext[64];
-};
-
 struct vhd_piece {
 	struct vd_io child;
 	struct vhd_req *r;
 	struct vhd_bm *e;
 	uint32_t first, count;
 };
+
+struct vhd_req {
+	struct vhd_wait w;		/* first: resume finds us */
+	struct vhd_wait gw;		/* a grow ahead (vhd_grow_ahead) */
+	struct vhd *v;
+	struct vd_io *io;
+	uint64_t pos, end;
+	unsigned refs;
+	int err;
+	bool need_sync;
+	bool locked;			/* lk is in v's lock list */
+	struct vhd_lock lk;
+	int acc;			/* reads: the piece being gathered */
+	uint64_t acc_pos, acc_len, acc_file;
+	struct vd_io sub;		/* write zeroes, block status */
+	struct vd_extent pext[64];
+	/* The common request has one piece: no malloc for it, and none for
+	 * the request (v->req_cache keeps some for reuse). */
+	bool p0_busy;
+	struct vhd_piece p0;
+	struct vhd_req *cache_next;
+};
+
+#define VHD_REQ_CACHE 128
 
 /* Sub-I/Os sent to another image find their owner by their address:
  * the image's driver may use the vd_io's scratch fields. */
@@ -62,7 +89,7 @@ struct vhd_alloc {
 	uint32_t first, count;
 	unsigned pending;
 	int err;
-	struct vhd_alloc_io ios[3];
+	struct vhd_alloc_io ios[2];
 };
 
 static struct vhd_req *req_of_wait(struct vhd_wait *w)
@@ -72,10 +99,17 @@ static struct vhd_req *req_of_wait(struct vhd_wait *w)
 
 static struct vhd_req *req_new(struct vhd *v, struct vd_io *io)
 {
-	struct vhd_req *r = malloc(sizeof(*r));
+	struct vhd_req *r = v->req_cache;
 
-	if (!r)
-		return NULL;
+	if (r) {
+		v->req_cache = r->cache_next;
+		v->req_cached--;
+	} else {
+		r = malloc(sizeof(*r));
+		if (!r)
+			return NULL;
+	}
+	r->p0_busy = false;
 	r->v = v;
 	r->io = io;
 	r->pos = io->offset;
@@ -83,8 +117,20 @@ static struct vhd_req *req_new(struct vhd *v, struct vd_io *io)
 	r->refs = 1;
 	r->err = 0;
 	r->need_sync = false;
+	r->locked = false;
 	r->acc = ACC_NONE;
 	return r;
+}
+
+static void req_free(struct vhd *v, struct vhd_req *r)
+{
+	if (v->req_cached >= VHD_REQ_CACHE) {
+		free(r);
+		return;
+	}
+	r->cache_next = v->req_cache;
+	v->req_cache = r;
+	v->req_cached++;
 }
 
 static void req_put(struct vhd_req *r, int err);
@@ -111,8 +157,35 @@ static void req_put(struct vhd_req *r, int err)
 	}
 	io = r->io;
 	err = r->err;
-	free(r);
+	if (r->locked)
+		vhd_lock_release(r->v, &r->lk);
+	req_free(r->v, r);
 	vd_io_complete(io, err);
+}
+
+void vhd_io_cache_free(struct vhd *v)
+{
+	while (v->req_cache) {
+		struct vhd_req *r = v->req_cache;
+
+		v->req_cache = r->cache_next;
+		free(r);
+	}
+	v->req_cached = 0;
+}
+
+static struct vhd_req *req_of_lock(struct vhd_lock *l)
+{
+	return (struct vhd_req *)((char *)l - offsetof(struct vhd_req, lk));
+}
+
+/* Takes [start, end) for r; false when r waits (run() starts it). */
+static bool req_lock(struct vhd_req *r, uint64_t start, uint64_t end, bool excl,
+		     void (*run)(struct vhd_lock *l))
+{
+	r->lk = (struct vhd_lock){ .start = start, .end = end, .excl = excl, .run = run };
+	r->locked = true;
+	return vhd_lock_acquire(r->v, &r->lk);
 }
 
 static void piece_done(struct vd_io *child, int err)
@@ -125,7 +198,10 @@ static void piece_done(struct vd_io *child, int err)
 			vhd_bm_set(p->e, p->first, p->count);
 		vhd_bm_unpin(r->v, p->e);
 	}
-	free(p);
+	if (p == &r->p0)
+		r->p0_busy = false;
+	else
+		free(p);
 	req_put(r, err);
 }
 
@@ -134,8 +210,10 @@ static bool piece_send(struct vhd_req *r, struct vd_image *img, enum vd_op op,
 		       uint64_t off, uint64_t len, void *buf, unsigned flags,
 		       struct vhd_bm *e, uint32_t first, uint32_t count)
 {
-	struct vhd_piece *p = malloc(sizeof(*p));
+	struct vhd_piece *p = r->p0_busy ? malloc(sizeof(*p)) : &r->p0;
 
+	if (p == &r->p0)
+		r->p0_busy = true;
 	if (!p) {
 		if (!r->err)
 			r->err = -ENOMEM;
@@ -165,6 +243,16 @@ static uint64_t min64(uint64_t a, uint64_t b)
 }
 
 /* ---- read ---- */
+
+/* A grow ahead ended: its error is the grow's, not this request's (the
+ * writes that need the space see it). */
+static void req_grown(struct vhd_wait *w, int err)
+{
+	struct vhd_req *r = (struct vhd_req *)((char *)w - offsetof(struct vhd_req, gw));
+
+	(void)err;
+	req_put(r, 0);
+}
 
 static void rd_issue(struct vhd_req *r)
 {
@@ -360,17 +448,16 @@ static bool wr_alloc(struct vhd_req *r, struct vhd_bm *e, uint64_t boff, uint64_
 	a->e = e;
 	a->first = (uint32_t)(boff / 512);
 	a->count = (uint32_t)(n / 512);
-	a->ios[nr++].io = (struct vd_io){
-		.op = VD_OP_WRITE, .offset = bm_off, .len = v->bitmap_bytes, .buf = v->zeroes,
-	};
+	/* The file already covers the block (it lies below the end footer);
+	 * in space a grow added, the bitmap's place reads zeroes already. */
+	if (!e->alloc_zeroed)
+		a->ios[nr++].io = (struct vd_io){
+			.op = VD_OP_WRITE, .offset = bm_off, .len = v->bitmap_bytes,
+			.buf = v->zeroes,
+		};
 	a->ios[nr++].io = (struct vd_io){
 		.op = VD_OP_WRITE, .offset = data + boff, .len = n, .buf = buf,
 	};
-	if (boff + n < v->block_size)
-		a->ios[nr++].io = (struct vd_io){
-			.op = VD_OP_WRITE, .offset = data + v->block_size - 512, .len = 512,
-			.buf = v->zeroes,
-		};
 	if (r->io->flags & VD_IO_FUA)
 		r->need_sync = true;
 	r->refs++;
@@ -408,6 +495,9 @@ static void wr_walk(struct vhd_req *r)
 				req_put(r, err < 0 ? err : -ENOMEM);
 				return;
 			}
+			r->gw.resume = req_grown;
+			if (vhd_grow_ahead(v, &r->gw))
+				r->refs++;
 		} else {
 			unsigned flags = 0;
 
@@ -448,25 +538,186 @@ static void wr_resume(struct vhd_wait *w, int err)
 		wr_walk(r);
 }
 
+static void wr_lock_run(struct vhd_lock *l)
+{
+	wr_walk(req_of_lock(l));
+}
+
+/* Whole sectors; lock: take the range shared (a read-modify-write holds
+ * its own exclusive range already). */
+static int wr_start(struct vhd *v, struct vd_io *io, bool lock)
+{
+	struct vhd_req *r = req_new(v, io);
+
+	if (!r)
+		return -ENOMEM;
+	r->w.resume = wr_resume;
+	if (lock && !req_lock(r, io->offset, io->offset + io->len, false, wr_lock_run))
+		return 0;		/* starts when granted */
+	wr_walk(r);
+	return 0;
+}
+
+/* ---- read-modify-write of partial sectors ---- */
+
+struct vhd_rmw;
+
+struct vhd_rmw_io {
+	struct vd_io io;
+	struct vhd_rmw *m;
+};
+
+struct vhd_rmw {
+	struct vhd_lock lk;		/* first: run() finds us */
+	struct vhd *v;
+	struct vd_io *io;
+	uint8_t *bounce;		/* the covering sectors */
+	unsigned pending;
+	int err;
+	struct vhd_rmw_io rd[2], wr;
+};
+
+static void rmw_finish(struct vhd_rmw *m, int err)
+{
+	struct vd_io *io = m->io;
+
+	vhd_lock_release(m->v, &m->lk);
+	free(m->bounce);
+	free(m);
+	vd_io_complete(io, err);
+}
+
+static void rmw_write_done(struct vd_io *io, int err)
+{
+	rmw_finish(((struct vhd_rmw_io *)io)->m, err);
+}
+
+/* Both edges are in: the new bytes over them, then the sectors whole. */
+static void rmw_read_done(struct vd_io *rd, int err)
+{
+	struct vhd_rmw *m = ((struct vhd_rmw_io *)rd)->m;
+	struct vd_io *io = m->io;
+
+	if (err && !m->err)
+		m->err = err;
+	if (--m->pending)
+		return;
+	if (m->err) {
+		rmw_finish(m, m->err);
+		return;
+	}
+	memcpy(m->bounce + (io->offset - m->lk.start), io->buf, io->len);
+	m->wr.m = m;
+	m->wr.io = (struct vd_io){
+		.op = VD_OP_WRITE, .offset = m->lk.start, .len = m->lk.end - m->lk.start,
+		.buf = m->bounce, .flags = io->flags & VD_IO_FUA, .complete = rmw_write_done,
+	};
+	err = wr_start(m->v, &m->wr.io, false);
+	if (err)
+		rmw_finish(m, err);
+}
+
+static void rmw_read(struct vhd_rmw *m, int i, uint64_t off)
+{
+	int err;
+
+	m->rd[i].m = m;
+	m->rd[i].io = (struct vd_io){
+		.op = VD_OP_READ, .offset = off, .len = 512,
+		.buf = m->bounce + (off - m->lk.start), .complete = rmw_read_done,
+	};
+	m->pending++;
+	err = vhd_read(m->v, &m->rd[i].io);
+	if (err)
+		rmw_read_done(&m->rd[i].io, err < 0 ? err : 0);
+}
+
+/* The covering sectors are ours: read the partial edge ones. */
+static void rmw_run(struct vhd_lock *l)
+{
+	struct vhd_rmw *m = (struct vhd_rmw *)l;
+	struct vd_io *io = m->io;
+	bool head = io->offset != l->start;
+	bool tail = io->offset + io->len != l->end && !(head && l->end - l->start == 512);
+
+	m->pending = 1;
+	if (head)
+		rmw_read(m, 0, l->start);
+	if (tail)
+		rmw_read(m, 1, l->end - 512);
+	rmw_read_done(&m->rd[0].io, 0);		/* our own reference */
+}
+
+static int vhd_write_rmw(struct vhd *v, struct vd_io *io)
+{
+	struct vhd_rmw *m = calloc(1, sizeof(*m));
+	uint64_t start = io->offset & ~(uint64_t)511;
+	uint64_t end = (io->offset + io->len + 511) & ~(uint64_t)511;
+
+	if (!m || posix_memalign((void **)&m->bounce, 4096, end - start)) {
+		free(m);
+		return -ENOMEM;
+	}
+	m->v = v;
+	m->io = io;
+	m->rd[0].m = m;
+	m->lk = (struct vhd_lock){ .start = start, .end = end, .excl = true, .run = rmw_run };
+	if (vhd_lock_acquire(v, &m->lk))
+		rmw_run(&m->lk);
+	return 0;
+}
+
 int vhd_write(void *priv, struct vd_io *io)
 {
 	struct vhd *v = priv;
 	struct vhd_req *r;
 
-	if (v->type != VHD_TYPE_FIXED && !vhd_sector_aligned(io))
-		return -EINVAL;
+	if (v->type != VHD_TYPE_FIXED)
+		return vhd_sector_aligned(io) ? wr_start(v, io, true) : vhd_write_rmw(v, io);
 	r = req_new(v, io);
 	if (!r)
 		return -ENOMEM;
-	if (v->type == VHD_TYPE_FIXED) {
-		piece_send(r, v->file, VD_OP_WRITE, io->offset, io->len, io->buf,
-			   io->flags & VD_IO_FUA, NULL, 0, 0);
-		req_put(r, 0);
-		return 0;
-	}
-	r->w.resume = wr_resume;
-	wr_walk(r);
+	piece_send(r, v->file, VD_OP_WRITE, io->offset, io->len, io->buf,
+		   io->flags & VD_IO_FUA, NULL, 0, 0);
+	req_put(r, 0);
 	return 0;
+}
+
+/* Requests of r to this driver itself (the parts of an unaligned write
+ * zeroes). */
+struct vhd_self {
+	struct vd_io io;
+	struct vhd_req *r;
+};
+
+static void self_done(struct vd_io *io, int err)
+{
+	struct vhd_self *c = (struct vhd_self *)io;
+	struct vhd_req *r = c->r;
+
+	free(c);
+	req_put(r, err);
+}
+
+static void self_send(struct vhd_req *r, enum vd_op op, uint64_t off, uint64_t len, void *buf)
+{
+	struct vhd_self *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c) {
+		if (!r->err)
+			r->err = -ENOMEM;
+		return;
+	}
+	c->r = r;
+	c->io = (struct vd_io){
+		.op = op, .offset = off, .len = len, .buf = buf,
+		.flags = r->io->flags & (VD_IO_FUA | VD_IO_NO_HOLE), .complete = self_done,
+	};
+	r->refs++;
+	err = op == VD_OP_WRITE ? vhd_write(r->v, &c->io) : vhd_write_zeroes(r->v, &c->io);
+	if (err)
+		self_done(&c->io, err < 0 ? err : 0);
 }
 
 /* ---- flush, trim ---- */
@@ -489,9 +740,103 @@ int vhd_flush(void *priv, struct vd_io *io)
 	return 0;
 }
 
+/* Parentless dynamic image: clears the bits of whole sectors, punches
+ * their data out of the file, deallocates blocks left empty. */
+static void trim_walk(struct vhd_req *r)
+{
+	struct vhd *v = r->v;
+
+	while (r->pos < r->end) {
+		uint32_t b = (uint32_t)(r->pos >> v->block_shift);
+		uint64_t boff = r->pos & (v->block_size - 1);
+		uint64_t n = min64(r->end - r->pos, v->block_size - boff);
+		uint32_t first = (uint32_t)(boff / 512), count = (uint32_t)(n / 512);
+		uint64_t data;
+		struct vhd_bm *e = NULL;
+		int err;
+
+		/* Unallocated, or being allocated by a write elsewhere in the
+		 * block (its bits here are clear): nothing to do. */
+		if (v->bat[b] == VHD_BAT_UNUSED) {
+			r->pos += n;
+			continue;
+		}
+		if (count < v->spb) {
+			e = vhd_bm_get(v, b, &r->w, &err);
+			if (!e) {
+				if (err)
+					req_put(r, err);
+				return;		/* resumes from the load */
+			}
+			vhd_bm_clear(e, first, count);
+		}
+		data = vhd_block_file_off(v, v->bat[b]);
+		/* A write elsewhere in the block still in flight (it pins the
+		 * bitmap) sets its bits when done: keep the block for it. */
+		if (count == v->spb ||
+		    (!e->pins && vhd_bitmap_range_is(e->bits, 0, v->spb, false))) {
+			vhd_dealloc(v, b);
+			boff = 0;
+			n = v->block_size;
+		}
+		/* The sectors read as zeroes whatever survives a crash: clear
+		 * bits, or set bits over punched data.  The space is never
+		 * reused, so the punch may run before the bits are on disk. */
+		if (!piece_send(r, v->file, VD_OP_TRIM, data + boff, n, NULL, 0, NULL, 0, 0)) {
+			req_put(r, -ENOMEM);
+			return;
+		}
+		r->pos = ((uint64_t)b << v->block_shift) + boff + n;
+		if (r->pos > r->end)
+			r->pos = r->end;
+	}
+	if (r->io->flags & VD_IO_FUA)
+		r->need_sync = true;
+	req_put(r, 0);
+}
+
+static void trim_resume(struct vhd_wait *w, int err)
+{
+	struct vhd_req *r = req_of_wait(w);
+
+	if (err)
+		req_put(r, err);
+	else
+		trim_walk(r);
+}
+
+static void trim_lock_run(struct vhd_lock *l)
+{
+	trim_walk(req_of_lock(l));
+}
+
 int vhd_trim(void *priv, struct vd_io *io)
 {
-	return 1;
+	struct vhd *v = priv;
+	uint64_t start = (io->offset + 511) & ~(uint64_t)511;
+	uint64_t end = (io->offset + io->len) & ~(uint64_t)511;
+	struct vhd_req *r;
+
+	if (v->type == VHD_TYPE_DIFF || start >= end)
+		return 1;		/* a hint; see the top of the file */
+	if (v->type == VHD_TYPE_FIXED) {
+		/* Through the file: the data starts at offset 0. */
+		r = req_new(v, io);
+		if (!r)
+			return -ENOMEM;
+		piece_send(r, v->file, VD_OP_TRIM, start, end - start, NULL, 0, NULL, 0, 0);
+		req_put(r, 0);
+		return 0;
+	}
+	r = req_new(v, io);
+	if (!r)
+		return -ENOMEM;
+	r->pos = start;
+	r->end = end;
+	r->w.resume = trim_resume;
+	if (req_lock(r, start, end, true, trim_lock_run))
+		trim_walk(r);
+	return 0;
 }
 
 /* ---- write zeroes ---- */
@@ -537,13 +882,37 @@ static void zero_step(struct vhd_req *r)
 	req_put(r, 0);
 }
 
+/* Partial sectors at the edges: read-modify-writes of zeroes; the
+ * whole sectors between: zeroed as usual. */
+static int vhd_zero_unaligned(struct vhd *v, struct vd_io *io)
+{
+	uint64_t end = io->offset + io->len;
+	uint64_t a = (io->offset + 511) & ~(uint64_t)511, b = end & ~(uint64_t)511;
+	struct vhd_req *r = req_new(v, io);
+
+	if (!r)
+		return -ENOMEM;
+	if (a > b) {
+		self_send(r, VD_OP_WRITE, io->offset, io->len, v->zeroes);
+	} else {
+		if (io->offset < a)
+			self_send(r, VD_OP_WRITE, io->offset, a - io->offset, v->zeroes);
+		if (a < b)
+			self_send(r, VD_OP_WRITE_ZEROES, a, b - a, NULL);
+		if (b < end)
+			self_send(r, VD_OP_WRITE, b, end - b, v->zeroes);
+	}
+	req_put(r, 0);
+	return 0;
+}
+
 int vhd_write_zeroes(void *priv, struct vd_io *io)
 {
 	struct vhd *v = priv;
 	struct vhd_req *r;
 
 	if (v->type != VHD_TYPE_FIXED && !vhd_sector_aligned(io))
-		return -EINVAL;
+		return vhd_zero_unaligned(v, io);
 	r = req_new(v, io);
 	if (!r)
 		return -ENOMEM;

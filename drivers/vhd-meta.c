@@ -1,7 +1,7 @@
 /* The vhd driver's metadata in memory: the BAT (4 bytes a block, loaded
  * at open), a bounded LRU cache of sector bitmaps read on demand,
  * allocation of new blocks at the end of the file, and the sync rounds
- * that make bitmaps, BAT and footer durable.
+ * that make bitmaps and BAT durable; growing the file.
  *
  * The cache bound is soft: an entry in use (pinned: being loaded, written,
  * or allocated) or dirty (bits not yet on disk) cannot be dropped.  When
@@ -11,18 +11,28 @@
  *
  * A sync round (at most one runs; requests arriving meanwhile wait for
  * the next):
- *   1. snapshot: copy the dirty bitmaps of committed blocks, the dirty BAT
- *      sectors (committed entries only) and, when blocks were added, the
- *      footer's new place (next_alloc, which then moves 512 bytes on, so
- *      no allocation can overlap a footer write in flight);
+ *   1. snapshot: copy the dirty bitmaps of committed blocks and the dirty
+ *      BAT sectors (committed entries only);
  *   2. FLUSH the file: every data write completed before the snapshot is
  *      durable, and so is the zeroed bitmap of every committed block;
  *   3. write the copies, in parallel;
  *   4. FLUSH again; the round's waiters are told.
  * Whatever subset of step 3 survives a crash, each bitmap bit and each BAT
- * entry on disk describes data made durable in step 2. */
+ * entry on disk describes data made durable in step 2.
+ *
+ * Growing the file: the footer stays the file's last 512 bytes at every
+ * moment that can survive a crash.  A block is placed only below
+ * footer_at; when it does not fit, a grow (a worker call) writes the
+ * footer GROW further on, which also extends the file (a hole between),
+ * and fdatasyncs, before any block may use the space, so an old footer
+ * that a new block overwrites is never the last one on disk.  The blocks'
+ * data writes are then never extending writes (which ext4 makes
+ * synchronous), and a block's bitmap in space a grow added reads zeroes
+ * without being written.  At close the file is cut back: footer behind
+ * the last block, fdatasync, truncate, fdatasync. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,6 +40,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "drivers/vhd-drv-int.h"
+#include "queue/queue.h"
 
 void vhd_submit(struct vd_image *img, struct vd_io *io)
 {
@@ -215,6 +226,11 @@ void vhd_bm_pin(struct vhd_bm *e)
 void vhd_bm_unpin(struct vhd *v, struct vhd_bm *e)
 {
 	e->pins--;
+	if (e->dead) {
+		if (!e->pins)
+			bm_free(e);
+		return;
+	}
 	if (!e->loaded && !e->allocating && bm_evictable(e))
 		bm_remove(v, e);	/* a failed load or allocation */
 }
@@ -279,7 +295,71 @@ struct vhd_bm *vhd_bm_get(struct vhd *v, uint32_t block, struct vhd_wait *w, int
 	return NULL;
 }
 
-/* Where the next block goes: its data aligned, behind everything else. */
+/* ---- growing the file ---- */
+
+static uint64_t grow_chunk(const struct vhd *v)
+{
+	uint64_t span = (uint64_t)v->bitmap_bytes + v->block_size + VHD_DATA_ALIGN;
+	uint64_t c = 16 * span;
+
+	return c < (32u << 20) ? (32u << 20) : c;
+}
+
+/* Worker thread: the footer at the new end, durable. */
+static long grow_call(struct tiocb *t)
+{
+	struct vhd *v = t->data;
+	int err = vd_pwrite_all(v->grow_fd, v->footer_raw, VHD_FOOTER_SIZE, v->grow_to);
+
+	if (!err && fdatasync(v->grow_fd) < 0)
+		err = -errno;
+	return err;
+}
+
+static void grow_done(struct tiocb *t, long res)
+{
+	struct vhd *v = t->data;
+	struct vhd_wait *w = v->grow_waiters;
+
+	v->growing = false;
+	v->grow_waiters = NULL;
+	if (res < 0) {
+		log_errno(LOG_LVL_ERR, (int)res, "vhd: %s: growing the file to %" PRIu64
+			  " bytes", v->path, v->grow_to + VHD_FOOTER_SIZE);
+	} else {
+		/* The old footer's bytes are below zero_from: a block placed
+		 * over them writes its bitmap. */
+		v->zero_from = v->footer_at + VHD_FOOTER_SIZE > v->zero_from ?
+			       v->footer_at + VHD_FOOTER_SIZE : v->zero_from;
+		v->footer_at = v->grow_to;
+		v->footer_ok = true;
+	}
+	/* The waiters place their blocks again (or fail: a write error). */
+	while (w) {
+		struct vhd_wait *n = w->next;
+		w->resume(w, res < 0 ? (int)res : 0);
+		w = n;
+	}
+}
+
+/* Starts a grow that leaves room for a block ending at need. */
+static void grow_start(struct vhd *v, uint64_t need)
+{
+	uint64_t to = (need > v->footer_at ? need : v->footer_at) + grow_chunk(v);
+
+	if (v->growing)
+		return;
+	/* vhd_alloc_begin refused blocks past this already. */
+	if (to + VHD_FOOTER_SIZE > (uint64_t)UINT32_MAX * 512)
+		to = (uint64_t)UINT32_MAX * 512 - VHD_FOOTER_SIZE;
+	v->growing = true;
+	v->grow_to = to & ~(uint64_t)511;
+	tiocb_prep_call(&v->grow_t, grow_call, grow_done, v);
+	tq_queue(v->q, &v->grow_t);
+}
+
+/* Where the next block goes: its data aligned, behind everything else,
+ * below the end footer. */
 int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vhd_bm **out)
 {
 	uint64_t bm_off = ((v->next_alloc + v->bitmap_bytes + VHD_DATA_ALIGN - 1) &
@@ -293,6 +373,17 @@ int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vh
 			"block %u", v->path, block);
 		return -ENOSPC;
 	}
+	if (end > v->footer_at) {
+		if (!v->can_grow) {
+			log_msg(LOG_LVL_ERR, "vhd: %s: no room for block %u before the "
+				"footer (a device cannot grow)", v->path, block);
+			return -ENOSPC;
+		}
+		w->next = v->grow_waiters;
+		v->grow_waiters = w;
+		grow_start(v, end);
+		return 1;
+	}
 	if (!e) {
 		e = bm_new(v, block, w, &err);
 		if (!e)
@@ -302,13 +393,23 @@ int vhd_alloc_begin(struct vhd *v, uint32_t block, struct vhd_wait *w, struct vh
 	e->loaded = true;
 	e->err = 0;
 	e->allocating = true;
+	e->alloc_zeroed = bm_off >= v->zero_from;
 	e->alloc_sector = (uint32_t)(bm_off / 512);
 	vhd_bm_pin(e);
 	v->next_alloc = end;
-	v->footer_dirty = true;
 	v->allocs_inflight++;
 	*out = e;
 	return 0;
+}
+
+bool vhd_grow_ahead(struct vhd *v, struct vhd_wait *w)
+{
+	if (!v->can_grow || v->growing || v->footer_at - v->next_alloc >= grow_chunk(v) / 2)
+		return false;
+	w->next = v->grow_waiters;
+	v->grow_waiters = w;
+	grow_start(v, v->next_alloc);
+	return true;
 }
 
 void vhd_alloc_commit(struct vhd *v, struct vhd_bm *e, int err)
@@ -336,6 +437,43 @@ bool vhd_bm_set(struct vhd_bm *e, uint32_t first, uint32_t count)
 	return true;
 }
 
+bool vhd_bm_clear(struct vhd_bm *e, uint32_t first, uint32_t count)
+{
+	if (vhd_bitmap_range_is(e->bits, first, count, false))
+		return false;
+	vhd_bitmap_set_range(e->bits, first, count, false);
+	e->dirty = true;
+	return true;
+}
+
+uint32_t vhd_dealloc(struct vhd *v, uint32_t block)
+{
+	struct vhd_bm *e = vhd_bm_lookup(v, block);
+	uint32_t old = v->bat[block], s = (uint32_t)((uint64_t)block * 4 / 512);
+
+	if (e) {
+		struct vhd_bm **p = &v->hash[bm_hash(v, block)];
+
+		/* Out of the cache now; one still pinned (a load with its
+		 * waiters, a sync round writing it to its old place, which is
+		 * harmless) is freed by its last unpin.  Its waiters look at
+		 * the BAT again and find the block unallocated. */
+		while (*p != e)
+			p = &(*p)->hnext;
+		*p = e->hnext;
+		lru_unlink(v, e);
+		v->nr_bm--;
+		e->dirty = false;
+		if (e->pins || e->waiters)
+			e->dead = true;
+		else
+			bm_free(e);
+	}
+	v->bat[block] = VHD_BAT_UNUSED;
+	v->bat_dirty[s / 8] |= (uint8_t)(1u << (s % 8));
+	return old;
+}
+
 bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block)
 {
 	uint32_t s = (uint32_t)((uint64_t)block * 4 / 512);
@@ -345,8 +483,6 @@ bool vhd_bat_sector_dirty(const struct vhd *v, uint32_t block)
 
 bool vhd_meta_dirty(const struct vhd *v)
 {
-	if (v->footer_dirty)
-		return true;
 	for (uint32_t i = 0; i < (v->bat_sectors + 7) / 8; i++)
 		if (v->bat_dirty[i])
 			return true;
@@ -373,12 +509,11 @@ struct vhd_round {
 	unsigned pending;
 	int err;
 	struct vhd_bm **bms;
+	uint64_t *bm_offs;		/* where each goes, taken at the snapshot */
 	unsigned nr_bms;
 	uint32_t *bat_secs;
 	unsigned nr_bat;
-	bool footer;
-	uint64_t footer_off;
-	uint8_t *buf;			/* bitmaps, then BAT sectors, then the footer */
+	uint8_t *buf;			/* bitmaps, then BAT sectors */
 	struct vhd_round_io *ios;
 };
 
@@ -392,11 +527,9 @@ static void round_finish(struct vhd_round *r)
 	if (r->err) {
 		log_errno(LOG_LVL_ERR, r->err, "vhd: %s: writing metadata", v->path);
 		for (unsigned i = 0; i < r->nr_bms; i++)
-			r->bms[i]->dirty = true;
+			r->bms[i]->dirty = !r->bms[i]->dead;
 		for (unsigned i = 0; i < r->nr_bat; i++)
 			v->bat_dirty[r->bat_secs[i] / 8] |= (uint8_t)(1u << (r->bat_secs[i] % 8));
-		if (r->footer)
-			v->footer_dirty = true;
 	}
 	int err = r->err;
 
@@ -404,6 +537,7 @@ static void round_finish(struct vhd_round *r)
 		vhd_bm_unpin(v, r->bms[i]);
 	v->round = NULL;
 	free(r->bms);
+	free(r->bm_offs);
 	free(r->bat_secs);
 	free(r->buf);
 	free(r->ios);
@@ -440,24 +574,19 @@ static void round_step(struct vhd_round *r)
 		round_finish(r);
 		return;
 	}
-	if (r->stage == 1 && r->nr_bms + r->nr_bat + r->footer > 0) {
+	if (r->stage == 1 && r->nr_bms + r->nr_bat > 0) {
 		r->stage = 2;
 		r->pending = 1;
 		for (unsigned i = 0; i < r->nr_bms; i++, n++)
 			r->ios[n].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = bm, .buf = r->buf + (size_t)i * bm,
-				.offset = (uint64_t)v->bat[r->bms[i]->block] * 512,
+				.offset = r->bm_offs[i],
 			};
 		for (unsigned i = 0; i < r->nr_bat; i++, n++)
 			r->ios[n].io = (struct vd_io){
 				.op = VD_OP_WRITE, .len = 512,
 				.buf = r->buf + (size_t)r->nr_bms * bm + (size_t)i * 512,
 				.offset = v->bat_offset + (uint64_t)r->bat_secs[i] * 512,
-			};
-		if (r->footer)
-			r->ios[n++].io = (struct vd_io){
-				.op = VD_OP_WRITE, .len = 512, .offset = r->footer_off,
-				.buf = r->buf + (size_t)r->nr_bms * bm + (size_t)r->nr_bat * 512,
 			};
 		for (unsigned i = 0; i < n; i++) {
 			r->ios[i].io.complete = round_io_done;
@@ -473,7 +602,7 @@ static void round_step(struct vhd_round *r)
 	r->pending = 1;
 	r->flush.io = (struct vd_io){ .op = VD_OP_FLUSH, .complete = round_io_done };
 	r->flush.r = r;
-	if (r->nr_bms + r->nr_bat + r->footer == 0) {
+	if (r->nr_bms + r->nr_bat == 0) {
 		round_finish(r);
 		return;
 	}
@@ -498,13 +627,15 @@ static void round_start(struct vhd *v)
 		nbat += !!(v->bat_dirty[s / 8] & (1u << (s % 8)));
 	len = (size_t)nb * bm + (size_t)nbat * 512 + 512;
 	r->bms = calloc(nb ? nb : 1, sizeof(*r->bms));
+	r->bm_offs = calloc(nb ? nb : 1, sizeof(*r->bm_offs));
 	r->bat_secs = calloc(nbat ? nbat : 1, sizeof(*r->bat_secs));
 	r->ios = calloc(nb + nbat + 1, sizeof(*r->ios));
 	r->buf = vhd_alloc_aligned(len);
-	if (!r->bms || !r->bat_secs || !r->ios || !r->buf) {
+	if (!r->bms || !r->bm_offs || !r->bat_secs || !r->ios || !r->buf) {
 		struct vhd_wait *w = r->members;
 
 		free(r->bms);
+		free(r->bm_offs);
 		free(r->bat_secs);
 		free(r->ios);
 		free(r->buf);
@@ -523,6 +654,7 @@ static void round_start(struct vhd *v)
 		memcpy(r->buf + (size_t)r->nr_bms * bm, e->bits, bm);
 		e->dirty = false;
 		vhd_bm_pin(e);
+		r->bm_offs[r->nr_bms] = (uint64_t)v->bat[e->block] * 512;
 		r->bms[r->nr_bms++] = e;
 	}
 	for (uint32_t s = 0; s < v->bat_sectors; s++) {
@@ -537,13 +669,6 @@ static void round_start(struct vhd *v)
 			vhd_bat_set(p, i, b < v->bat_entries ? v->bat[b] : VHD_BAT_UNUSED);
 		}
 		r->bat_secs[r->nr_bat++] = s;
-	}
-	if (v->footer_dirty) {
-		r->footer = true;
-		r->footer_off = v->next_alloc;
-		v->next_alloc += VHD_FOOTER_SIZE;
-		v->footer_dirty = false;
-		memcpy(r->buf + (size_t)nb * bm + (size_t)nbat * 512, v->footer_raw, 512);
 	}
 	v->round = r;
 	r->stage = 1;
@@ -576,15 +701,17 @@ void vhd_sync(struct vhd *v, struct vhd_wait *w)
 }
 
 /* Close time (nothing in flight): the same round with blocking calls on
- * a buffered fd of our own. */
+ * a buffered fd, then the file cut back to its last block and the footer. */
 void vhd_meta_sync_blocking(struct vhd *v)
 {
+	uint64_t tail = (v->next_alloc + 511) & ~(uint64_t)511;
+	bool cut = v->can_grow && (tail != v->footer_at || !v->footer_ok);
 	uint8_t sec[512];
 	int fd, err = 0;
 
-	if (v->read_only || !v->bat || !vhd_meta_dirty(v))
+	if (v->read_only || !v->bat || (!vhd_meta_dirty(v) && !cut))
 		return;
-	fd = open(v->path, O_RDWR | O_CLOEXEC);
+	fd = v->grow_fd >= 0 ? v->grow_fd : open(v->path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		log_errno(LOG_LVL_ERR, errno, "vhd: %s: open to write metadata", v->path);
 		return;
@@ -607,13 +734,23 @@ void vhd_meta_sync_blocking(struct vhd *v)
 		err = vd_pwrite_all(fd, sec, 512, v->bat_offset + (uint64_t)s * 512);
 		v->bat_dirty[s / 8] &= (uint8_t)~(1u << (s % 8));
 	}
-	if (!err && v->footer_dirty) {
-		err = vd_pwrite_all(fd, v->footer_raw, 512, v->next_alloc);
-		v->footer_dirty = false;
+	/* The footer behind the last block, durable, before the one at the
+	 * end goes: a crash in between leaves two good footers. */
+	if (!err && cut) {
+		err = vd_pwrite_all(fd, v->footer_raw, VHD_FOOTER_SIZE, tail);
+		if (!err && fdatasync(fd) < 0)
+			err = -errno;
+		if (!err && ftruncate(fd, (off_t)(tail + VHD_FOOTER_SIZE)) < 0)
+			err = -errno;
+		if (!err) {
+			v->footer_at = tail;
+			v->footer_ok = true;
+		}
 	}
 	if (!err && fdatasync(fd) < 0)
 		err = -errno;
 	if (err)
 		log_errno(LOG_LVL_ERR, err, "vhd: %s: writing metadata at close", v->path);
-	close(fd);
+	if (fd != v->grow_fd)
+		close(fd);
 }

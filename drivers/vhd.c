@@ -159,12 +159,13 @@ static int vhd_open_dynamic(struct vhd *v, int fd)
 	v->bitmap_bytes = v->meta.bitmap_bytes;
 	v->spb = v->block_size / 512;
 	v->block_shift = (unsigned)__builtin_ctz(v->block_size);
-	/* Past the metadata, every block and the footer; a footer lost in
-	 * a crash (the copy stood in) leaves junk up to the file's end,
-	 * which new blocks stay clear of. */
-	end = v->meta.footer_from_copy ? v->meta.file_size : v->meta.footer_offset;
-	if (end < v->meta.meta_end)
-		end = v->meta.meta_end;
+	/* Past the metadata and every block.  Space between the last block
+	 * and the end footer belongs to nothing on disk (a grow that a crash
+	 * left, a block whose BAT entry never reached the disk): new blocks
+	 * reuse it, writing their bitmaps (it is not known to read zeroes).
+	 * With no block allocated, past the footer's place too: tools may
+	 * keep metadata of their own (tapdisk's batmap) after the BAT. */
+	end = v->meta.meta_end;
 	for (uint32_t i = 0; i < v->bat_entries; i++) {
 		uint64_t be;
 
@@ -174,7 +175,19 @@ static int vhd_open_dynamic(struct vhd *v, int fd)
 		if (be > end)
 			end = be;
 	}
+	if (end == v->meta.meta_end) {
+		uint64_t f = v->meta.footer_from_copy ? v->meta.file_size : v->meta.footer_offset;
+
+		end = f > end ? f : end;
+	}
 	v->next_alloc = (end + 511) & ~(uint64_t)511;
+	/* Without a footer at the end (the copy stood in), what is there
+	 * is junk; a grow writes a footer past it. */
+	v->footer_ok = !v->meta.footer_from_copy;
+	v->footer_at = v->footer_ok ? v->meta.footer_offset : v->meta.file_size;
+	if (v->footer_at < v->next_alloc)
+		v->footer_at = v->next_alloc;
+	v->zero_from = v->meta.file_size > v->next_alloc ? v->meta.file_size : v->next_alloc;
 	return 0;
 }
 
@@ -197,6 +210,8 @@ static int vhd_open(const char *image, const struct vd_open_opts *opts,
 		goto out;
 	}
 	v->read_only = opts->read_only;
+	v->grow_fd = -1;
+	v->q = env->q;
 	fd = open(image, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		err = -errno;
@@ -244,6 +259,15 @@ static int vhd_open(const char *image, const struct vd_open_opts *opts,
 		if (err)
 			goto out;
 	}
+	if (v->type != VHD_TYPE_FIXED && !v->read_only && S_ISREG(st.st_mode)) {
+		v->grow_fd = open(image, O_RDWR | O_CLOEXEC);
+		if (v->grow_fd < 0) {
+			err = -errno;
+			log_errno(LOG_LVL_ERR, err, "vhd: open %s read-write", image);
+			goto out;
+		}
+		v->can_grow = true;
+	}
 	if (v->type == VHD_TYPE_DIFF) {
 		err = vhd_open_parent(v, fd, opts, env);
 		if (err)
@@ -289,6 +313,8 @@ out:
 		vd_image_close(v->parent);
 	if (v->type != VHD_TYPE_FIXED)
 		vhd_meta_free(v);
+	if (v->grow_fd >= 0)
+		close(v->grow_fd);
 	free(v->bat);
 	free(v->path);
 	free(v);
@@ -303,6 +329,9 @@ static void vhd_close(void *priv)
 		vhd_meta_sync_blocking(v);
 		vhd_meta_free(v);
 	}
+	vhd_io_cache_free(v);
+	if (v->grow_fd >= 0)
+		close(v->grow_fd);
 	vd_image_close(v->file);
 	vd_image_close(v->parent);
 	free(v->bat);

@@ -106,15 +106,16 @@ class Round:
 class Writer:
     """Keeps MAX_INFLIGHT commands going on one libnbd handle."""
 
-    def __init__(self, h, rnd, next_wid):
+    def __init__(self, h, rnd, next_wid, trims=False):
         self.h = h
+        self.trims = trims
         self.r = rnd
         self.wid = next_wid
         self.inflight = {}	# cookie -> ("w", first, n, fua, pos, buf) | ("f", ack_seq)
         self.busy = set()	# sectors under a write in flight
         self.acked = []		# (ack_seq, first, n, pos): acknowledged, not yet durable
         self.ack_seq = 0
-        self.n = dict(writes=0, fua=0, flushes=0, acked=0, failed=0)
+        self.n = dict(writes=0, fua=0, flushes=0, acked=0, failed=0, trims=0)
         self.dead = False
 
     def submit_write(self):
@@ -126,11 +127,21 @@ class Writer:
                 break
         else:
             return False
-        self.wid += 1
         fua = rng.random() < 0.2
-        buf = nbd.Buffer.from_bytearray(bytearray(payload(self.wid, first, n)))
-        pos = self.r.submitted(self.wid, first, n)
-        c = self.h.aio_pwrite(buf, first * SECTOR, flags=nbd.CMD_FLAG_FUA if fua else 0)
+        if self.trims and rng.random() < 0.15:
+            # A trim is a write of zeroes (id 0) to the model: on a
+            # dynamic VHD the sectors read as zeroes once it is done, and
+            # as their old or new contents if a cut comes first.
+            buf = None
+            pos = self.r.submitted(0, first, n)
+            c = self.h.aio_trim(n * SECTOR, first * SECTOR,
+                                flags=nbd.CMD_FLAG_FUA if fua else 0)
+            self.n["trims"] += 1
+        else:
+            self.wid += 1
+            buf = nbd.Buffer.from_bytearray(bytearray(payload(self.wid, first, n)))
+            pos = self.r.submitted(self.wid, first, n)
+            c = self.h.aio_pwrite(buf, first * SECTOR, flags=nbd.CMD_FLAG_FUA if fua else 0)
         self.inflight[c] = ("w", first, n, fua, pos, buf)
         self.busy.update(range(first, first + n))
         self.n["writes"] += 1
@@ -246,7 +257,9 @@ def start_daemon(mode, img, worker_flush):
 # (cache mode, FDSYNC refused, share of the time budget, image format).
 # The VHD run is a dynamic image: allocation, bitmaps and the BAT must
 # keep the same contract, and the image must open and check clean after
-# every cut without a repair.
+# every cut without a repair.  It also sends TRIMs (whole blocks too: the
+# image's blocks are 512 KiB), which deallocate: a trimmed sector holds
+# zeroes once the trim is durable, and its old contents or zeroes before.
 VDISK_IMG = os.path.join(os.path.dirname(os.environ.get("VDISKD", "build/vdiskd")), "vdisk-img")
 RUNS = [("none", False, 0.27, "raw"), ("writeback", False, 0.27, "raw"),
         ("none", True, 0.21, "raw")]
@@ -271,7 +284,7 @@ for mi, (mode, worker_flush, share, fmt) in enumerate(RUNS):
     base = [0] * NSECT
     wid = 0
     totals = dict(writes=0, fua=0, flushes=0, acked=0, failed=0, durable_sectors=0,
-                  lost_sectors=0, cuts=0)
+                  lost_sectors=0, cuts=0, trims=0)
     mode_budget = BUDGET * share
     all_ok = True
     for cut in range(CUTS):
@@ -279,7 +292,7 @@ for mi, (mode, worker_flush, share, fmt) in enumerate(RUNS):
             print("%s: time budget spent after %d cuts" % (name, cut))
             break
         rnd = Round(base)
-        w = Writer(h, rnd, wid)
+        w = Writer(h, rnd, wid, trims=fmt == "vhd")
         cut_at = time.monotonic() + rng.uniform(0.05, 0.8)
         while time.monotonic() < cut_at and not w.dead:
             w.step()
@@ -318,6 +331,7 @@ for mi, (mode, worker_flush, share, fmt) in enumerate(RUNS):
     if fmt == "vhd":
         t.check("%s: the image checked clean after every cut, no repair" % name,
                 totals.get("checked_clean", 0) == totals["cuts"], totals)
+        t.check("%s: trims were sent" % name, totals["trims"] > 0, totals)
     h.shutdown()
     t.check("%s: SIGTERM: exit 0" % name, d.stop() == 0, d.log_text()[-2000:])
 fs.stop()

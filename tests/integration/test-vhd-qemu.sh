@@ -3,7 +3,8 @@
 # qemu-io filled (dynamic and fixed, several sizes, odd ones too) served by
 # vdiskd read the same as qemu reads them (qemu-img compare); images that
 # vdisk-img made and vdiskd wrote over NBD read back the same through
-# qemu-img convert -f vpc.  Then libvhdi (vhdiinfo, pyvhdi) reads a chain
+# qemu-img convert -f vpc.  Writes at odd offsets from qemu-io over NBD
+# end as qemu's own on a copy.  Then libvhdi (vhdiinfo, pyvhdi) reads a chain
 # vdiskd made, in whole 4 KiB pages (Debian's libvhdi misreads partial
 # bitmap bytes).
 . "$(dirname "$0")/../lib/daemon.sh"
@@ -69,6 +70,48 @@ check "qemu-img info agrees on the size" sh -c "qemu-img info --output=json '$T/
 # qemu writes into an image vdiskd allocated, vdiskd reads it back.
 qemu-io -f vpc -c "write -P 0x77 3M 1M" "$T/v-dyn.vhd" >/dev/null
 check "qemu writes into a vdiskd-grown image, vdiskd reads them" serve_compare "$T/v-dyn.vhd"
+
+# Writes that are not whole sectors, from qemu-io over NBD (vdiskd
+# advertises a minimum block size of 1, so qemu sends them as they are):
+# the same commands given to qemu itself on a copy (-f vpc: qemu does its
+# own read-modify-write) must leave the same image; on a differencing
+# image (qemu's vpc has none), the same commands on a raw copy of the
+# parent must read the same.
+ODD=(-c "write -P 0x11 1 3" -c "write -P 0x22 511 2" -c "write -P 0x33 4095 4099"
+     -c "write -z 513 1000" -c "write -P 0x44 $((2 * 1024 * 1024 - 7)) 14"
+     -c "write -P 0x55 $((3 * 1024 * 1024 + 100)) 70000" -c "write -z 70001 3"
+     -c "write -P 0x66 $((5 * 1024 * 1024 + 511)) 1")
+odd_over_nbd() {	# IMAGE: qemu-io's odd writes through vdiskd
+	vd_start "$1" || return 1
+	qemu-io -f raw "${ODD[@]}" -c "read -P 0x11 1 3" -c "read -P 0x66 $((5 * 1024 * 1024 + 511)) 1" \
+		"$VD_URI" >"$T/odd.out" 2>&1
+	local rc=$?
+	grep -q "Pattern verification failed\|error" "$T/odd.out" && rc=1
+	vd_stop
+	[ "$VD_RC" = 0 ] || return 1
+	return $rc
+}
+qemu-img create -q -f vpc -o subformat=dynamic "$T/odd.vhd" 8M || exit 1
+qemu-io -f vpc -c "write -P 0x5a 0 1M" -c "write -P 0xa5 3M 64k" "$T/odd.vhd" >/dev/null || exit 1
+cp "$T/odd.vhd" "$T/odd-qemu.vhd"
+qemu-io -f vpc "${ODD[@]}" "$T/odd-qemu.vhd" >/dev/null || exit 1
+check "qemu-io odd-offset writes over NBD into a dynamic VHD" odd_over_nbd "$T/odd.vhd"
+check "qemu-img compare: vdiskd's read-modify-writes equal qemu's own" \
+	qemu-img compare -q -f vpc -F vpc "$T/odd.vhd" "$T/odd-qemu.vhd"
+check "vdisk-img check: clean after odd writes" "$VIMG" check "$T/odd.vhd"
+head -c 8M /dev/urandom >"$T/odd-base.raw"
+cp "$T/odd-base.raw" "$T/odd-expect.raw"
+qemu-io -f raw "${ODD[@]}" "$T/odd-expect.raw" >/dev/null || exit 1
+"$VIMG" create -b "$T/odd-base.raw" "$T/odd-diff.vhd" || exit 1
+check "qemu-io odd-offset writes over NBD into a differencing VHD" odd_over_nbd "$T/odd-diff.vhd"
+diff_compare() {
+	vd_start "$T/odd-diff.vhd" || return 1
+	qemu-img compare -q -f raw -F raw "$VD_URI" "$T/odd-expect.raw"
+	local rc=$?
+	vd_stop
+	return $rc
+}
+check "qemu-img compare: the differencing image reads the parent around the odd writes" diff_compare
 
 # libvhdi reads a chain vdiskd made: base (dynamic) <- snapshot.
 if command -v vhdiinfo >/dev/null && $PY -c 'import pyvhdi' 2>/dev/null; then

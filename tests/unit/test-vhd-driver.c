@@ -4,7 +4,12 @@
  * cache evicts; random reads, writes (some FUA), write zeroes, flushes
  * and block status in concurrent batches, with both cache modes; then a
  * close and reopen that must read the same bytes; then a fixed image.
- * Also: concurrent writes into one unallocated block allocate it once. */
+ * Writes and write zeroes at any byte (read-modify-writes of partial
+ * sectors), also several sharing a sector at once, with their old
+ * contents from the parent, the leaf and zeroes.  TRIM: a dynamic image
+ * reads zeroes and deallocates whole blocks; a differencing one keeps its
+ * data.  Also: concurrent writes into one unallocated block allocate it
+ * once. */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -189,10 +194,18 @@ static void check_status(struct vd_image *img, struct tqueue *q, const unsigned 
 	}
 }
 
+enum {
+	RB_UNALIGNED = 1,	/* writes and zeroes at any byte */
+	RB_TRIM_ZERO = 2,	/* trims; whole sectors inside read as zeroes after */
+	RB_TRIM_KEEP = 4,	/* trims; the data stays (a differencing image) */
+};
+
 /* Batches of concurrent random requests that never overlap each other
- * within a batch (overlapping concurrent writes have no defined result). */
+ * within a batch (overlapping concurrent writes have no defined result);
+ * with RB_UNALIGNED, requests in one batch often share a sector without
+ * sharing a byte, which the read-modify-write must keep apart. */
 static void random_batches(struct vd_image *img, struct tqueue *q, unsigned char *model,
-			   uint64_t size, int batches)
+			   uint64_t size, int batches, unsigned how)
 {
 	for (int b = 0; b < batches; b++) {
 		struct req *reqs[16];
@@ -205,6 +218,15 @@ static void random_batches(struct vd_image *img, struct tqueue *q, unsigned char
 			int kind = (int)rnd(20);
 			bool clash = false;
 
+			if ((how & RB_UNALIGNED) && rnd(2)) {
+				off += rnd(512);
+				len = rnd(3) ? rnd(600) + 1 : len - rnd(511);
+				/* Cluster them: neighbours in one sector. */
+				if (n && rnd(2))
+					off = hi[n - 1] + rnd(3);
+			}
+			if (off >= size)
+				continue;
 			if (len > size - off)
 				len = size - off;
 			for (int j = 0; j < n; j++)
@@ -221,6 +243,27 @@ static void random_batches(struct vd_image *img, struct tqueue *q, unsigned char
 			} else if (kind < 11) {
 				reqs[n] = req_new(VD_OP_FLUSH, 0, 0, 0);
 				len = 0;
+			} else if (kind < 13 && (how & (RB_TRIM_ZERO | RB_TRIM_KEEP))) {
+				uint64_t a = (off + 511) & ~(uint64_t)511;
+				uint64_t z = (off + len) & ~(uint64_t)511;
+
+				/* Now and then a whole 64 KiB block or more. */
+				if (rnd(3) == 0) {
+					off = off & ~(uint64_t)0xffff;
+					len = (rnd(3) + 1) << 16;
+					if (len > size - off)
+						len = size - off;
+					a = off;
+					z = off + len;
+					clash = false;
+					for (int j = 0; j < n; j++)
+						clash |= off < hi[j] && lo[j] < off + len;
+					if (clash)
+						continue;
+				}
+				reqs[n] = req_new(VD_OP_TRIM, off, len, 0);
+				if ((how & RB_TRIM_ZERO) && a < z)
+					memset(model + a, 0, z - a);
 			} else {
 				reqs[n] = req_new(VD_OP_READ, off, len, 0);
 				reqs[n]->io.drv_u64[0] = 1;
@@ -267,14 +310,14 @@ static void test_chain(struct tqueue *q, enum vd_cache cache)
 	REQUIRE(vhd_create(midp, 0, VHD_TYPE_DIFF, 64 << 10, rawp, msg, sizeof(msg)) == 0);
 	REQUIRE(open_img(midp, q, cache, false, &img) == 0);
 	CHECK_EQ(vd_image_info(img)->size, size);
-	random_batches(img, q, model, size, 60);
+	random_batches(img, q, model, size, 60, RB_UNALIGNED | RB_TRIM_KEEP);
 	verify_all(img, q, model, size, "mid");
 	vd_image_close(img);
 	REQUIRE(vhd_create(leafp, 0, VHD_TYPE_DIFF, 512 << 10, midp, msg, sizeof(msg)) == 0);
 	REQUIRE(open_img(leafp, q, cache, false, &img) == 0);
 	CHECK(vd_image_backing(img) != NULL);
 	verify_all(img, q, model, size, "leaf before writes");
-	random_batches(img, q, model, size, 80);
+	random_batches(img, q, model, size, 80, RB_UNALIGNED | RB_TRIM_KEEP);
 	check_status(img, q, model, size);
 	verify_all(img, q, model, size, "leaf");
 	vd_image_close(img);
@@ -326,6 +369,149 @@ static void test_one_alloc(struct tqueue *q)
 	close(fd);
 }
 
+static int count_allocated(const char *p, uint32_t **bat_out)
+{
+	char msg[512];
+	struct vhd_image_meta m;
+	uint32_t *bat;
+	int fd = open(p, O_RDONLY), used = 0;
+
+	REQUIRE(fd >= 0);
+	REQUIRE(vhd_probe_fd(fd, p, &m, msg, sizeof(msg)) == 0);
+	CHECK(!m.footer_from_copy);
+	REQUIRE(vhd_bat_load(fd, p, &m, &bat, msg, sizeof(msg)) == 0);
+	for (uint32_t i = 0; i < m.bat_entries; i++)
+		used += bat[i] != VHD_BAT_UNUSED;
+	close(fd);
+	if (bat_out)
+		*bat_out = bat;
+	else
+		free(bat);
+	return used;
+}
+
+/* A dynamic image (no parent): unaligned writes and trims whose sectors
+ * must read back as zeroes, with block status saying holes. */
+static void test_dynamic_trim(struct tqueue *q, enum vd_cache cache)
+{
+	const uint64_t size = 8 << 20;
+	char p[4200], msg[512];
+	unsigned char *model = calloc(1, size);
+	struct vd_image *img;
+	struct req *r;
+	uint32_t *bat;
+
+	REQUIRE(model);
+	snprintf(p, sizeof(p), "%s/dyn-%d.vhd", tmpdir, cache);
+	REQUIRE(vhd_create(p, size, VHD_TYPE_DYNAMIC, 64 << 10, NULL, msg, sizeof(msg)) == 0);
+	REQUIRE(open_img(p, q, cache, false, &img) == 0);
+	random_batches(img, q, model, size, 80, RB_UNALIGNED | RB_TRIM_ZERO);
+	check_status(img, q, model, size);
+	verify_all(img, q, model, size, "dynamic");
+
+	/* Whole blocks: written, then trimmed in two halves and whole. */
+	r = req_new(VD_OP_WRITE, 0, 4 << 16, 0);
+	memset(r->io.buf, 0x5a, 4 << 16);
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	memset(model, 0x5a, 4 << 16);
+	r = req_new(VD_OP_TRIM, 0, 1 << 15, 0);		/* half of block 0 */
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	r = req_new(VD_OP_TRIM, (1 << 15) - 100, (1 << 15) + 100, 0);	/* the rest */
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	r = req_new(VD_OP_TRIM, 2 << 16, 2 << 16, 0);	/* blocks 2 and 3 whole */
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	memset(model, 0, 1 << 16);
+	memset(model + (2 << 16), 0, 2 << 16);
+	r = req_new(VD_OP_BLOCK_STATUS, 0, 1 << 16, 0);
+	CHECK_EQ(run1(img, q, r), 0);
+	CHECK_EQ(r->io.nr_extents, 1);
+	CHECK_EQ(r->ext[0].flags, VD_EXTENT_HOLE | VD_EXTENT_ZERO);
+	CHECK_EQ(r->ext[0].length, 1 << 16);
+	req_free(r);
+	r = req_new(VD_OP_FLUSH, 0, 0, 0);
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	verify_all(img, q, model, size, "dynamic after whole-block trims");
+	/* Written again after the trim: a new block, the data reads back. */
+	r = req_new(VD_OP_WRITE, (2 << 16) + 512, 4096, 0);
+	memset(r->io.buf, 0x77, 4096);
+	memset(model + (2 << 16) + 512, 0x77, 4096);
+	CHECK_EQ(run1(img, q, r), 0);
+	req_free(r);
+	vd_image_close(img);
+	count_allocated(p, &bat);
+	CHECK_EQ(bat[0], VHD_BAT_UNUSED);
+	CHECK(bat[1] != VHD_BAT_UNUSED);
+	CHECK(bat[2] != VHD_BAT_UNUSED);
+	CHECK_EQ(bat[3], VHD_BAT_UNUSED);
+	free(bat);
+	REQUIRE(open_img(p, q, cache, true, &img) == 0);
+	verify_all(img, q, model, size, "dynamic reopened");
+	vd_image_close(img);
+	free(model);
+}
+
+/* Concurrent writes sharing sectors but not bytes, into sectors whose old
+ * contents come from the parent (unallocated in the leaf), from the leaf,
+ * and across a block boundary; plus whole-sector writes next to them. */
+static void test_rmw_overlap(struct tqueue *q)
+{
+	const uint64_t size = 4 << 20;
+	char rawp[4200], p[4200], msg[512];
+	unsigned char *model = malloc(size);
+	struct vd_image *img;
+	struct req *reqs[64];
+	int fd, n = 0;
+
+	REQUIRE(model);
+	fill(model, size);
+	snprintf(rawp, sizeof(rawp), "%s/rmw-base.raw", tmpdir);
+	snprintf(p, sizeof(p), "%s/rmw.vhd", tmpdir);
+	fd = open(rawp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	REQUIRE(fd >= 0 && pwrite(fd, model, size, 0) == (ssize_t)size);
+	close(fd);
+	REQUIRE(vhd_create(p, 0, VHD_TYPE_DIFF, 512 << 10, rawp, msg, sizeof(msg)) == 0);
+	REQUIRE(open_img(p, q, VD_CACHE_NONE, false, &img) == 0);
+	for (int round = 0; round < 3; round++) {
+		/* Round 0: parent's sectors; then the leaf's (allocated, bits
+		 * set by round 0). */
+		uint64_t bases[3] = { 4096, (512 << 10) - 512, (2 << 20) + 1000 };
+
+		n = 0;
+		for (int k = 0; k < 3; k++) {
+			for (int i = 0; i < 16; i++) {
+				uint64_t off = bases[k] + (uint64_t)i * 61 + (uint64_t)round * 7;
+				uint64_t len = i == 15 ? 3 : 61;
+
+				reqs[n] = req_new(VD_OP_WRITE, off, len, i == 3 ? VD_IO_FUA : 0);
+				fill(reqs[n]->io.buf, len);
+				memcpy(model + off, reqs[n]->io.buf, len);
+				req_start(img, reqs[n++]);
+			}
+			/* A whole sector beside them, in flight with them. */
+			reqs[n] = req_new(VD_OP_WRITE, (bases[k] & ~(uint64_t)511) + 2048, 512, 0);
+			fill(reqs[n]->io.buf, 512);
+			memcpy(model + (bases[k] & ~(uint64_t)511) + 2048, reqs[n]->io.buf, 512);
+			req_start(img, reqs[n++]);
+		}
+		wait_all(q, reqs, n);
+		for (int i = 0; i < n; i++) {
+			CHECK_EQ(reqs[i]->err, 0);
+			req_free(reqs[i]);
+		}
+		verify_all(img, q, model, size, "concurrent partial-sector writes");
+	}
+	vd_image_close(img);
+	REQUIRE(open_img(p, q, VD_CACHE_WRITEBACK, true, &img) == 0);
+	verify_all(img, q, model, size, "partial-sector writes reopened");
+	vd_image_close(img);
+	free(model);
+}
+
 static void test_fixed(struct tqueue *q)
 {
 	const uint64_t size = 3 << 20;
@@ -338,7 +524,7 @@ static void test_fixed(struct tqueue *q)
 	REQUIRE(open_img(p, q, VD_CACHE_NONE, false, &img) == 0);
 	CHECK(strcmp(vd_image_driver(img)->name, "vhd") == 0);
 	CHECK_EQ(vd_image_info(img)->size, size);
-	random_batches(img, q, model, size, 20);
+	random_batches(img, q, model, size, 20, RB_UNALIGNED);
 	vd_image_close(img);
 	REQUIRE(open_img(p, q, VD_CACHE_WRITEBACK, true, &img) == 0);
 	verify_all(img, q, model, size, "fixed reopened");
@@ -364,6 +550,9 @@ int main(void)
 	test_chain(q, VD_CACHE_NONE);
 	test_chain(q, VD_CACHE_WRITEBACK);
 	test_one_alloc(q);
+	test_dynamic_trim(q, VD_CACHE_NONE);
+	test_dynamic_trim(q, VD_CACHE_WRITEBACK);
+	test_rmw_overlap(q);
 	test_fixed(q);
 	tq_destroy(q);
 	event_base_free(base);
