@@ -54,19 +54,12 @@ struct rbd_disk {
 	struct event *ev;
 	unsigned inflight;		/* main thread: aio handed to the submit thread */
 
-	/* Main thread: requests queued in this pass of the loop; kick_ev
-	 * (made active by the first) hands them over at once. */
-	struct vd_io *batch_head, **batch_tail;
-	struct event *kick_ev;
-	bool kick_pending;
-
 	/* The submit thread and its list, under mu. */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	bool stop;
-	bool thread_idle;		/* waiting on cond: a kick must signal */
 	struct vd_io *sub_head, **sub_tail;	/* to submit (linked via drv_ptr) */
 	struct vd_io *fail_head, **fail_tail;	/* refused at submit (res in drv_u64[1]) */
 

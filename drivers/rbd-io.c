@@ -1,11 +1,7 @@
 /* The rbd driver's data path.
  *
- * A request joins the main thread's batch; a libevent event made active
- * by the first one runs once the callback that queued them has returned
- * (the frontend's read of several requests, a pass over completions that
- * re-queues FUA flushes) and moves the whole batch onto the submit list
- * under the mutex, waking the submit thread only if it sleeps.  The
- * thread makes the rbd_aio_* calls with a completion that
+ * A request goes on the submit list (main thread, under the mutex); the
+ * driver's submit thread makes the rbd_aio_* call with a completion that
  * has no callback, so librbd runs nothing of ours on its threads.  When a
  * completion is ready librbd bumps the eventfd (rbd_set_image_notification);
  * the main loop reads it, collects the completions with rbd_poll_io_events
@@ -78,17 +74,6 @@ static void rbd_bump(struct rbd_disk *d)
 		log_errno(LOG_LVL_ERR, errno, "rbd: %s: eventfd", d->label);
 }
 
-static void rbd_fail(struct rbd_disk *d, struct vd_io *io, int r)
-{
-	io->drv_u64[1] = (uint64_t)(int64_t)r;
-	io->drv_ptr = NULL;
-	pthread_mutex_lock(&d->mu);
-	*d->fail_tail = io;
-	d->fail_tail = (struct vd_io **)&io->drv_ptr;
-	pthread_mutex_unlock(&d->mu);
-	rbd_bump(d);
-}
-
 static void *rbd_submit_thread(void *arg)
 {
 	struct rbd_disk *d = arg;
@@ -97,11 +82,8 @@ static void *rbd_submit_thread(void *arg)
 	for (;;) {
 		struct vd_io *io;
 
-		while (!d->stop && !d->sub_head) {
-			d->thread_idle = true;
+		while (!d->stop && !d->sub_head)
 			pthread_cond_wait(&d->cond, &d->mu);
-		}
-		d->thread_idle = false;
 		if (!d->sub_head)
 			break;
 		io = d->sub_head;
@@ -113,8 +95,15 @@ static void *rbd_submit_thread(void *arg)
 			struct vd_io *next = rbd_next(io);
 			int r = rbd_submit_one(d, io);
 
-			if (r < 0)
-				rbd_fail(d, io, r);
+			if (r < 0) {
+				io->drv_u64[1] = (uint64_t)(int64_t)r;
+				io->drv_ptr = NULL;
+				pthread_mutex_lock(&d->mu);
+				*d->fail_tail = io;
+				d->fail_tail = (struct vd_io **)&io->drv_ptr;
+				pthread_mutex_unlock(&d->mu);
+				rbd_bump(d);
+			}
 			io = next;
 		}
 		pthread_mutex_lock(&d->mu);
@@ -123,43 +112,18 @@ static void *rbd_submit_thread(void *arg)
 	return NULL;
 }
 
-/* Main thread: a request joins the batch; the kick event, run by the
- * loop once the callback that queued it (a frontend's read of several
- * requests, a completion pass re-queueing FUA flushes) has returned,
- * hands the batch to the submit thread in one go. */
 static void rbd_queue(struct rbd_disk *d, struct vd_io *io)
 {
-	io->drv_ptr = NULL;
-	*d->batch_tail = io;
-	d->batch_tail = (struct vd_io **)&io->drv_ptr;
-	if (!d->kick_pending) {
-		d->kick_pending = true;
-		event_active(d->kick_ev, EV_TIMEOUT, 0);
-	}
-}
-
-/* The batch onto the submit list; the thread is woken only when it
- * sleeps (a busy one finds the batch when it comes back for more). */
-static void rbd_kick(evutil_socket_t fd, short what, void *arg)
-{
-	struct rbd_disk *d = arg;
 	bool wake;
 
-	(void)fd;
-	(void)what;
-	d->kick_pending = false;
-	if (!d->batch_head)
-		return;
+	io->drv_ptr = NULL;
 	pthread_mutex_lock(&d->mu);
-	*d->sub_tail = d->batch_head;
-	d->sub_tail = d->batch_tail;
-	wake = d->thread_idle;
-	d->thread_idle = false;
-	pthread_mutex_unlock(&d->mu);
+	wake = !d->sub_head;
+	*d->sub_tail = io;
+	d->sub_tail = (struct vd_io **)&io->drv_ptr;
 	if (wake)
 		pthread_cond_signal(&d->cond);
-	d->batch_head = NULL;
-	d->batch_tail = &d->batch_head;
+	pthread_mutex_unlock(&d->mu);
 }
 
 static int rbd_start(struct rbd_disk *d, struct vd_io *io)
@@ -237,7 +201,6 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 
 	d->sub_tail = &d->sub_head;
 	d->fail_tail = &d->fail_head;
-	d->batch_tail = &d->batch_head;
 	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d->efd < 0)
 		return -errno;
@@ -247,9 +210,6 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 		return r;
 	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST, rbd_event, d);
 	if (!d->ev || event_add(d->ev, NULL) < 0)
-		return -ENOMEM;
-	d->kick_ev = event_new(base, -1, 0, rbd_kick, d);
-	if (!d->kick_ev)
 		return -ENOMEM;
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_cond_init(&d->cond, NULL);
@@ -275,10 +235,6 @@ void vrbd_io_stop(struct rbd_disk *d)
 	if (d->ev) {
 		event_free(d->ev);
 		d->ev = NULL;
-	}
-	if (d->kick_ev) {
-		event_free(d->kick_ev);
-		d->kick_ev = NULL;
 	}
 }
 
