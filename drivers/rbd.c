@@ -160,9 +160,14 @@ static int rbd_connect(struct rbd_disk *d, const struct vd_open_opts *opts)
 	snprintf(v, sizeof(v), "%u", opts->ceph_op_timeout);
 	if ((r = rbd_conf_set(d, "rados_osd_op_timeout", v)) < 0)
 		return r;
+	/* writeback: librbd's cache from the first write.  Its default
+	 * writethrough-until-flush protects guests that never flush; an NBD
+	 * client is told it can FLUSH, and what it has not flushed (or sent
+	 * with FUA) is not promised durable, as with a file's page cache. */
 	if (opts->cache == VD_CACHE_WRITEBACK)
 		r = rbd_conf_set(d, "rbd_cache", "true") ?:
-		    rbd_conf_set(d, "rbd_cache_policy", "writeback");
+		    rbd_conf_set(d, "rbd_cache_policy", "writeback") ?:
+		    rbd_conf_set(d, "rbd_cache_writethrough_until_flush", "false");
 	else
 		r = rbd_conf_set(d, "rbd_cache", "false");
 	if (r < 0)

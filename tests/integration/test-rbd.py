@@ -6,8 +6,10 @@
    the snapshot holds, in every block, a whole write that was sent before
    the snapshot answered, and nothing older than what was acknowledged
    before it was asked for;
- * FUA and FLUSH: acknowledged data is in rbd export after kill -9 of
-   vdiskd (with --cache writeback, where librbd's cache holds writes);
+ * --cache none: an acknowledged write is in the cluster at once;
+   --cache writeback: librbd's cache holds even the first write until a
+   flush (rbd export by a second client does not see it), FUA and FLUSH
+   put acknowledged data in the cluster, there after kill -9 of vdiskd;
  * a second vdiskd on the same image is refused (exit 1), --read-only is
    not; a snapshot is served read-only; info names pool, image, features,
    snapshots;
@@ -261,19 +263,50 @@ rc, err = vdiskd_fails(conf, "-n", "img3", "rbd:rbd/img")
 t.check("after the reopen a second vdiskd is still refused", rc == 1, err)
 t.check("vdiskd exits 0 on SIGTERM", d.stop() == 0, d.log_text()[-2000:])
 
-# ---- FUA and FLUSH survive kill -9 (writeback cache) ----
-rbd(conf, "create", "--size", "16M", "rbd/dur")
-d = Daemon("--ceph-conf", conf, "--cache", "writeback", "rbd:rbd/dur", name="dur")
+# ---- --cache none: librbd's cache is off, an acknowledged write is in the cluster ----
+rbd(conf, "create", "--size", "16M", "rbd/nocache")
+d = Daemon("--ceph-conf", conf, "--cache", "none", "rbd:rbd/nocache", name="nocache")
 h = connect(d)
+plain = os.urandom(MiB)
+h.pwrite(plain, 2 * MiB)
+t.check("--cache none: an unflushed write is in rbd export at once",
+        export(conf, "rbd/nocache")[2 * MiB:3 * MiB] == plain)
+h.shutdown()
+d.stop()
+
+# ---- --cache writeback: librbd's cache holds writes; FUA and FLUSH survive kill -9 ----
+# Dirty data stays in librbd's cache until a flush (not written back after
+# the default 1 s), so what is in the cluster is what FLUSH/FUA put there.
+wbconf = os.path.join(top, "writeback.conf")
+with open(conf) as f, open(wbconf, "w") as g:
+    g.write(f.read() + "\n[client]\nrbd cache max dirty age = 120\n")
+rbd(conf, "create", "--size", "16M", "rbd/dur")
+d = Daemon("--ceph-conf", wbconf, "--cache", "writeback", "rbd:rbd/dur", name="dur")
+h = connect(d)
+cached = os.urandom(MiB)
+h.pwrite(cached, 8 * MiB)
+t.check("--cache writeback: the first write, unflushed, is only in vdiskd's cache "
+        "(no writethrough until the first flush)",
+        export(conf, "rbd/dur")[8 * MiB:9 * MiB] == bytes(MiB))
 fua = os.urandom(MiB)
 h.pwrite(fua, 0, nbd.CMD_FLAG_FUA)
+img = export(conf, "rbd/dur")
+t.check("a FUA write is in the cluster when acknowledged (read by a second client)",
+        img[:MiB] == fua)
 flushed = os.urandom(2 * MiB)
 h.pwrite(flushed, 4 * MiB)
+h.flush()
+img = export(conf, "rbd/dur")
+t.check("after FLUSH a second client reads every write acknowledged before it",
+        img[4 * MiB:6 * MiB] == flushed and img[8 * MiB:9 * MiB] == cached)
+last = os.urandom(MiB)
+h.pwrite(last, 12 * MiB)
 h.flush()
 d.kill()
 img = export(conf, "rbd/dur")
 t.check("a FUA write is in rbd export after kill -9", img[:MiB] == fua)
-t.check("a flushed write is in rbd export after kill -9", img[4 * MiB:6 * MiB] == flushed)
+t.check("flushed writes are in rbd export after kill -9",
+        img[4 * MiB:6 * MiB] == flushed and img[12 * MiB:13 * MiB] == last)
 
 # ---- bad input ----
 for spec, what in (("/", "empty pool"), ("a/", "empty image"), ("a/b@", "empty snapshot"),
