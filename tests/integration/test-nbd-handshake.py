@@ -92,8 +92,11 @@ t.check("EXPORT_NAME with name length 0xffffffff closes at once",
 c = d.client()
 c.start()
 t0 = time.monotonic()
-c.option(OPT_GO, b"\0" * 65536, 0xffffffff)
-closed = c.is_closed()
+try:
+    c.option(OPT_GO, b"\0" * 65536, 0xffffffff)
+    closed = c.is_closed()
+except (BrokenPipeError, ConnectionResetError):
+    closed = True	# closed before the client finished sending: what we want
 t.check("a 4 GB option is refused without being read", closed and
         time.monotonic() - t0 < 5)
 c.close()
