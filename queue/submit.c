@@ -234,17 +234,23 @@ static bool tq_submit_batch(struct tqueue *q, struct iocb **batch, int n)
 	static struct log_ratelimit rl_err = LOG_RATELIMIT_INIT;
 	int off = 0;
 
-	/* Publishes the slots (see tq_poll) before the kernel can have them. */
-	__atomic_fetch_add(&q->published, 1, __ATOMIC_RELEASE);
 	while (off < n) {
+		/* Counted before the call: the main thread may complete these
+		 * (and a pause may report the counters) before io_submit
+		 * returns.  What the kernel did not take is taken off after. */
+		__atomic_fetch_add(&q->sstats.io_submit_calls, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&q->sstats.iocbs_submitted, (unsigned)(n - off),
+				   __ATOMIC_RELAXED);
+		/* Publishes the slots and the counters (see tq_poll) before
+		 * the kernel can have them. */
+		__atomic_fetch_add(&q->published, 1, __ATOMIC_RELEASE);
 		uint64_t t0 = vd_now_ns();
 		int r = io_submit(q->ctx, n - off, batch + off);
 
 		lat_record_shared(&q->lat_submit, (vd_now_ns() - t0) / 1000);
-		__atomic_fetch_add(&q->sstats.io_submit_calls, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_sub(&q->sstats.iocbs_submitted,
+				   (unsigned)(n - off - (r > 0 ? r : 0)), __ATOMIC_RELAXED);
 		if (r > 0) {
-			__atomic_fetch_add(&q->sstats.iocbs_submitted, (unsigned)r,
-					   __ATOMIC_RELAXED);
 			off += r;
 			continue;
 		}
