@@ -72,8 +72,11 @@ struct tqueue {
 	int sleeping;			/* futex word */
 	bool starved;			/* asleep for want of a slot */
 	bool stop;
-	unsigned waiting_count;		/* staged + inbox + waiting */
-	unsigned pending;		/* tiocbs in the kernel or on the worker */
+	/* Tiocbs on the inbox or waiting (high 32 bits) and in the kernel or
+	 * on the worker (low 32 bits), in one word: a move from one to the
+	 * other is one atomic add, so a reader never sees a tiocb in both or
+	 * in neither. */
+	uint64_t counts;
 	unsigned long published;	/* slot hand-off for the memory model: see tq_poll */
 	struct tq_submit_stats sstats;
 	struct lat_hist lat_submit;	/* io_submit call durations */
@@ -106,6 +109,13 @@ void tq_push_inbox(struct tqueue *q, struct tiocb *first, struct tiocb *last, un
 /* Any thread: puts t on the done list for the main thread. */
 void tq_push_done(struct tqueue *q, struct tiocb *t);
 void tq_wake_submitter(struct tqueue *q, bool for_slots);
+
+/* Moves counts: dw tiocbs to waiting, dp to pending (either negative). */
+static inline void tq_count(struct tqueue *q, int64_t dw, int64_t dp)
+{
+	__atomic_fetch_add(&q->counts, ((uint64_t)dw << 32) + (uint64_t)dp,
+			   __ATOMIC_RELAXED);
+}
 
 void *tq_submit_main(void *arg);	/* queue/submit.c */
 void *tq_worker_main(void *arg);	/* queue/worker.c */

@@ -218,7 +218,7 @@ void tq_push_inbox(struct tqueue *q, struct tiocb *first, struct tiocb *last, un
 {
 	struct tiocb *old = __atomic_load_n(&q->inbox, __ATOMIC_RELAXED);
 
-	__atomic_fetch_add(&q->waiting_count, n, __ATOMIC_RELAXED);
+	tq_count(q, n, 0);
 	do
 		last->next = old;
 	while (!__atomic_compare_exchange_n(&q->inbox, &old, first, true, __ATOMIC_SEQ_CST,
@@ -274,8 +274,10 @@ void tq_get_stats(struct tqueue *q, struct tq_stats *s)
 {
 	const struct tq_submit_stats *ss = &q->sstats;
 
-	s->waiting = __atomic_load_n(&q->waiting_count, __ATOMIC_RELAXED) + q->staged_count;
-	s->pending = __atomic_load_n(&q->pending, __ATOMIC_RELAXED);
+	uint64_t counts = __atomic_load_n(&q->counts, __ATOMIC_RELAXED);
+
+	s->waiting = (counts >> 32) + q->staged_count;
+	s->pending = counts & 0xffffffffu;
 	s->iocbs_submitted = __atomic_load_n(&ss->iocbs_submitted, __ATOMIC_RELAXED);
 	s->io_submit_calls = __atomic_load_n(&ss->io_submit_calls, __ATOMIC_RELAXED);
 	s->merged = __atomic_load_n(&ss->merged, __ATOMIC_RELAXED);

@@ -205,7 +205,7 @@ int tq_poll(struct tqueue *q)
 	for (struct tiocb *t = retry.head; t; t = t->next)
 		retry.count++;
 
-	__atomic_fetch_sub(&q->pending, left_kernel, __ATOMIC_RELAXED);
+	tq_count(q, 0, -(int64_t)left_kernel);
 	if (freed)
 		tq_push_freed(q, freed, freed_last);
 	tq_list_splice(&retry, &followup);

@@ -92,8 +92,7 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 		if (tq_for_worker(q, t)) {
 			tq_list_pop(&q->waiting);
 			t->taken_ns = now;
-			__atomic_fetch_sub(&q->waiting_count, 1, __ATOMIC_RELAXED);
-			__atomic_fetch_add(&q->pending, 1, __ATOMIC_RELAXED);
+			tq_count(q, -1, 1);
 			tq_to_worker(q, t);
 			continue;
 		}
@@ -118,8 +117,7 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 	}
 	/* Counted before io_submit: the main thread may complete (and a pause
 	 * may report) these before this thread runs again. */
-	__atomic_fetch_sub(&q->waiting_count, taken, __ATOMIC_RELAXED);
-	__atomic_fetch_add(&q->pending, taken, __ATOMIC_RELAXED);
+	tq_count(q, -(int64_t)taken, taken);
 	__atomic_fetch_add(&q->sstats.merged, merged, __ATOMIC_RELAXED);
 	return n;
 }
@@ -134,8 +132,7 @@ static void tq_unbuild(struct tqueue *q, struct tq_slot *s, struct tq_list *back
 		next = t->next;
 		tq_list_append(back, t);
 	}
-	__atomic_fetch_add(&q->waiting_count, s->count, __ATOMIC_RELAXED);
-	__atomic_fetch_sub(&q->pending, s->count, __ATOMIC_RELAXED);
+	tq_count(q, s->count, -(int64_t)s->count);
 	/* Counted again if rebuilt. */
 	__atomic_fetch_sub(&q->sstats.merged, s->count - 1, __ATOMIC_RELAXED);
 	s->next = q->free_slots;
