@@ -62,6 +62,7 @@ struct vhd_req {
 	int err;
 	bool need_sync;
 	bool locked;			/* lk is in v's lock list */
+	void (*walk)(struct vhd_req *r);	/* goes on after a wait or a lock */
 	struct vhd_lock lk;
 	int acc;			/* reads: the piece being gathered */
 	uint64_t acc_pos, acc_len, acc_file;
@@ -179,11 +180,36 @@ static struct vhd_req *req_of_lock(struct vhd_lock *l)
 	return (struct vhd_req *)((char *)l - offsetof(struct vhd_req, lk));
 }
 
-/* Takes [start, end) for r; false when r waits (run() starts it). */
-static bool req_lock(struct vhd_req *r, uint64_t start, uint64_t end, bool excl,
-		     void (*run)(struct vhd_lock *l))
+/* A wait (bitmap load, allocation, sync) or a lock ended: go on. */
+static void req_resume(struct vhd_wait *w, int err)
 {
-	r->lk = (struct vhd_lock){ .start = start, .end = end, .excl = excl, .run = run };
+	struct vhd_req *r = req_of_wait(w);
+
+	if (err)
+		req_put(r, err);
+	else
+		r->walk(r);
+}
+
+static void req_lock_run(struct vhd_lock *l)
+{
+	struct vhd_req *r = req_of_lock(l);
+
+	r->walk(r);
+}
+
+/* Sets how r goes on after waits. */
+static void req_walk_with(struct vhd_req *r, void (*walk)(struct vhd_req *r))
+{
+	r->walk = walk;
+	r->w.resume = req_resume;
+}
+
+/* Takes [start, end) for r; false when r waits (r->walk starts it). */
+static bool req_lock(struct vhd_req *r, uint64_t start, uint64_t end, bool excl)
+{
+	r->lk = (struct vhd_lock){ .start = start, .end = end, .excl = excl,
+				   .run = req_lock_run };
 	r->locked = true;
 	return vhd_lock_acquire(r->v, &r->lk);
 }
@@ -332,16 +358,6 @@ static void rd_walk(struct vhd_req *r)
 	req_put(r, 0);
 }
 
-static void rd_resume(struct vhd_wait *w, int err)
-{
-	struct vhd_req *r = req_of_wait(w);
-
-	if (err)
-		req_put(r, err);
-	else
-		rd_walk(r);
-}
-
 static bool vhd_sector_aligned(const struct vd_io *io)
 {
 	return ((io->offset | io->len) & 511) == 0;
@@ -406,7 +422,7 @@ int vhd_read(void *priv, struct vd_io *io)
 		req_put(r, 0);
 		return 0;
 	}
-	r->w.resume = rd_resume;
+	req_walk_with(r, rd_walk);
 	rd_walk(r);
 	return 0;
 }
@@ -528,21 +544,6 @@ static void wr_walk(struct vhd_req *r)
 	req_put(r, 0);
 }
 
-static void wr_resume(struct vhd_wait *w, int err)
-{
-	struct vhd_req *r = req_of_wait(w);
-
-	if (err)
-		req_put(r, err);
-	else
-		wr_walk(r);
-}
-
-static void wr_lock_run(struct vhd_lock *l)
-{
-	wr_walk(req_of_lock(l));
-}
-
 /* Whole sectors; lock: take the range shared (a read-modify-write holds
  * its own exclusive range already). */
 static int wr_start(struct vhd *v, struct vd_io *io, bool lock)
@@ -551,8 +552,8 @@ static int wr_start(struct vhd *v, struct vd_io *io, bool lock)
 
 	if (!r)
 		return -ENOMEM;
-	r->w.resume = wr_resume;
-	if (lock && !req_lock(r, io->offset, io->offset + io->len, false, wr_lock_run))
+	req_walk_with(r, wr_walk);
+	if (lock && !req_lock(r, io->offset, io->offset + io->len, false))
 		return 0;		/* starts when granted */
 	wr_walk(r);
 	return 0;
@@ -795,21 +796,6 @@ static void trim_walk(struct vhd_req *r)
 	req_put(r, 0);
 }
 
-static void trim_resume(struct vhd_wait *w, int err)
-{
-	struct vhd_req *r = req_of_wait(w);
-
-	if (err)
-		req_put(r, err);
-	else
-		trim_walk(r);
-}
-
-static void trim_lock_run(struct vhd_lock *l)
-{
-	trim_walk(req_of_lock(l));
-}
-
 int vhd_trim(void *priv, struct vd_io *io)
 {
 	struct vhd *v = priv;
@@ -833,8 +819,8 @@ int vhd_trim(void *priv, struct vd_io *io)
 		return -ENOMEM;
 	r->pos = start;
 	r->end = end;
-	r->w.resume = trim_resume;
-	if (req_lock(r, start, end, true, trim_lock_run))
+	req_walk_with(r, trim_walk);
+	if (req_lock(r, start, end, true))
 		trim_walk(r);
 	return 0;
 }
@@ -1041,16 +1027,6 @@ done:
 	req_put(r, 0);
 }
 
-static void bs_resume(struct vhd_wait *w, int err)
-{
-	struct vhd_req *r = req_of_wait(w);
-
-	if (err)
-		req_put(r, err);
-	else
-		bs_walk(r);
-}
-
 int vhd_block_status(void *priv, struct vd_io *io)
 {
 	struct vhd *v = priv;
@@ -1065,7 +1041,7 @@ int vhd_block_status(void *priv, struct vd_io *io)
 	r = req_new(v, io);
 	if (!r)
 		return -ENOMEM;
-	r->w.resume = bs_resume;
+	req_walk_with(r, bs_walk);
 	bs_walk(r);
 	return 0;
 }
