@@ -244,11 +244,13 @@ static void nbd_big_read_done(struct vbd_request *req)
 	nbd_conn_check_done(c);
 }
 
+static void nbd_big_write_unstall(struct nbd_conn *c);
+static void nbd_big_write_finish(struct nbd_conn *c);
+
 /* A request parsed before a big READ was answered (nbd_tx_done), or
  * replies left and gave their slots back (nbd-conn.c): the READ's simple
- * header may go now, or more pieces may start. */
-static bool nbd_big_write_next(struct nbd_conn *c);
-static void nbd_big_write_finish(struct nbd_conn *c);
+ * header may go now, or more pieces may start (a stalled big WRITE's
+ * too). */
 
 void nbd_big_other_done(struct nbd_conn *c)
 {
@@ -258,13 +260,7 @@ void nbd_big_other_done(struct nbd_conn *c)
 		return;
 	if (b->head->type == NBD_CMD_WRITE) {
 		if (b->stalled && !b->inflight) {
-			b->stalled = false;
-			c->throttled = false;
-			if (nbd_big_write_next(c)) {
-				nbd_tx_kick(c);
-				if (c->state == NBD_CONN_TRANSMISSION)
-					nbd_conn_set_reading(c, true);
-			}
+			nbd_big_write_unstall(c);
 			if (!b->inflight && b->next >= b->end && !c->wslot && !c->skip)
 				nbd_big_write_finish(c);
 		}
@@ -324,6 +320,19 @@ static bool nbd_big_write_next(struct nbd_conn *c)
 	return true;
 }
 
+/* A big WRITE that ran out of pieces takes the next ones (and reads its
+ * payload again) now that some came back. */
+static void nbd_big_write_unstall(struct nbd_conn *c)
+{
+	c->big.stalled = false;
+	c->throttled = false;
+	if (nbd_big_write_next(c)) {
+		nbd_tx_kick(c);
+		if (c->state == NBD_CONN_TRANSMISSION)
+			nbd_conn_set_reading(c, true);
+	}
+}
+
 static void nbd_big_write_finish(struct nbd_conn *c)
 {
 	struct nbd_big *b = &c->big;
@@ -364,15 +373,8 @@ static void nbd_big_write_done(struct vbd_request *req)
 		nbd_conn_check_done(c);
 		return;
 	}
-	if (b->stalled) {
-		b->stalled = false;
-		c->throttled = false;
-		if (nbd_big_write_next(c)) {
-			nbd_tx_kick(c);
-			if (c->state == NBD_CONN_TRANSMISSION)
-				nbd_conn_set_reading(c, true);
-		}
-	}
+	if (b->stalled)
+		nbd_big_write_unstall(c);
 	if (!b->inflight && b->next >= b->end && !c->wslot && !c->skip)
 		nbd_big_write_finish(c);
 	nbd_conn_check_done(c);
