@@ -20,18 +20,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import CMD_READ, Checks, Daemon, skip  # noqa: E402
+from nbd_client import CMD_READ, Checks, Daemon, free_port, skip  # noqa: E402
 
 FLOOD = 300
 TRIES = 10
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 class Flood:

@@ -36,14 +36,6 @@ P = lambda *a: os.path.join(pki, *a)  # noqa: E731
 
 t = Checks()
 HS_TIMEOUT = 2
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 port = free_port()
 d = Daemon("-d", "ram", "64M", "--tls", "require", "--tls-certificates", P("server"),
            "--tls-verify-peer", "--handshake-timeout", str(HS_TIMEOUT), name="disk",
