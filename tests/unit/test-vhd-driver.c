@@ -126,6 +126,17 @@ static void fill(unsigned char *buf, uint64_t len)
 	}
 }
 
+/* A WRITE of fresh data at off, copied into the model as well. */
+static struct req *req_write_model(unsigned char *model, uint64_t off, uint64_t len,
+				   unsigned flags)
+{
+	struct req *r = req_new(VD_OP_WRITE, off, len, flags);
+
+	fill(r->io.buf, len);
+	memcpy(model + off, r->io.buf, len);
+	return r;
+}
+
 static int open_img(const char *path, struct tqueue *q, enum vd_cache cache, bool ro,
 		    struct vd_image **img)
 {
@@ -234,9 +245,8 @@ static void random_batches(struct vd_image *img, struct tqueue *q, unsigned char
 			if (clash)
 				continue;
 			if (kind < 8) {
-				reqs[n] = req_new(VD_OP_WRITE, off, len, kind == 0 ? VD_IO_FUA : 0);
-				fill(reqs[n]->io.buf, len);
-				memcpy(model + off, reqs[n]->io.buf, len);
+				reqs[n] = req_write_model(model, off, len,
+							  kind == 0 ? VD_IO_FUA : 0);
 			} else if (kind < 10) {
 				reqs[n] = req_new(VD_OP_WRITE_ZEROES, off, len, 0);
 				memset(model + off, 0, len);
@@ -487,15 +497,11 @@ static void test_rmw_overlap(struct tqueue *q)
 				uint64_t off = bases[k] + (uint64_t)i * 61 + (uint64_t)round * 7;
 				uint64_t len = i == 15 ? 3 : 61;
 
-				reqs[n] = req_new(VD_OP_WRITE, off, len, i == 3 ? VD_IO_FUA : 0);
-				fill(reqs[n]->io.buf, len);
-				memcpy(model + off, reqs[n]->io.buf, len);
+				reqs[n] = req_write_model(model, off, len, i == 3 ? VD_IO_FUA : 0);
 				req_start(img, reqs[n++]);
 			}
 			/* A whole sector beside them, in flight with them. */
-			reqs[n] = req_new(VD_OP_WRITE, (bases[k] & ~(uint64_t)511) + 2048, 512, 0);
-			fill(reqs[n]->io.buf, 512);
-			memcpy(model + (bases[k] & ~(uint64_t)511) + 2048, reqs[n]->io.buf, 512);
+			reqs[n] = req_write_model(model, (bases[k] & ~(uint64_t)511) + 2048, 512, 0);
 			req_start(img, reqs[n++]);
 		}
 		wait_all(q, reqs, n);
