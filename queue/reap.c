@@ -201,10 +201,8 @@ int tq_poll(struct tqueue *q)
 		else
 			tq_list_append(&finished, t);
 	}
-	retry.count = 0;	/* the split linked it by hand */
-	for (struct tiocb *t = retry.head; t; t = t->next)
-		retry.count++;
-
+	/* retry.count is stale (the split linked it by hand): tq_push_list
+	 * counts for itself. */
 	tq_count(q, 0, -(int64_t)left_kernel);
 	if (freed)
 		tq_push_freed(q, freed, freed_last);
