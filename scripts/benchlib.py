@@ -214,9 +214,10 @@ class Setup:
                     ramp=0, tls=self.client_tls(srv.name))
 
 
-def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None):
+def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None, extra=()):
     """fio's command line for one run; target is ('nbd', socket),
-    ('raw', file) or ('rbd', pool/image); seconds None: once over size."""
+    ('raw', file) or ('rbd', pool/image); seconds None: once over size;
+    extra: more fio options."""
     if isinstance(test, tuple):
         test = Test(*test)
     argv = ["fio", "--name=" + test.name, "--rw=" + test.rw, "--bs=" + test.bs,
@@ -229,6 +230,7 @@ def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None):
         argv += ["--ramp_time=%d" % ramp]
     if test.jobs > 1:
         argv += ["--numjobs=%d" % test.jobs, "--group_reporting"]
+    argv += list(extra)
     env = None
     if target[0] == "nbd" and tls:
         argv += ["--ioengine=nbd", "--uri=nbds+unix:///?socket=%s&tls-certificates=%s"
@@ -294,11 +296,11 @@ class CpuWindow:
 
 
 def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=None,
-            prog="bench"):
+            prog="bench", extra=()):
     """One fio run; returns parse_fio's dict, plus with cpu_pid the
     server's cores (CPU seconds per second) and ios_per_cpu_s over the
     measured window."""
-    argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls)
+    argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls, extra)
     win = CpuWindow(cpu_pid, ramp, seconds) if cpu_pid and seconds else None
     c0 = cpu_seconds(cpu_pid) if cpu_pid else None
     out = subprocess.run(argv, capture_output=True, text=True, env=env)
