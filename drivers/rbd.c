@@ -160,13 +160,26 @@ static int rbd_connect(struct rbd_disk *d, const struct vd_open_opts *opts)
 	snprintf(v, sizeof(v), "%u", opts->ceph_op_timeout);
 	if ((r = rbd_conf_set(d, "rados_osd_op_timeout", v)) < 0)
 		return r;
+	/* librbd's aio calls by default only post the request to its own
+	 * io_context thread, which does the work: a second hand-off after
+	 * the one to our submit thread, which is there to be blocked.  Off,
+	 * the submit thread does that work itself: one thread wake less per
+	 * batch (0.7 fewer context switches per 4k read at QD32). */
+	if ((r = rbd_conf_set(d, "rbd_non_blocking_aio", "false")) < 0)
+		return r;
 	/* writeback: librbd's cache from the first write.  Its default
 	 * writethrough-until-flush protects guests that never flush; an NBD
 	 * client is told it can FLUSH, and what it has not flushed (or sent
-	 * with FUA) is not promised durable, as with a file's page cache. */
+	 * with FUA) is not promised durable, as with a file's page cache.
+	 * The writearound policy (librbd's default, qemu's too) acknowledges
+	 * a write at once and sends it on without copying it into a cache;
+	 * the writeback policy (ObjectCacher) copies, coalesces and serves
+	 * reads, and cost more than it saved here: 1 MiB QD8 writes 456-648
+	 * against 741-763 IOPS, 4k random writes 92 against 57 us of vdiskd
+	 * CPU each.  NBD clients have a page cache of their own for reads. */
 	if (opts->cache == VD_CACHE_WRITEBACK)
 		r = rbd_conf_set(d, "rbd_cache", "true") ?:
-		    rbd_conf_set(d, "rbd_cache_policy", "writeback") ?:
+		    rbd_conf_set(d, "rbd_cache_policy", "writearound") ?:
 		    rbd_conf_set(d, "rbd_cache_writethrough_until_flush", "false");
 	else
 		r = rbd_conf_set(d, "rbd_cache", "false");
