@@ -152,7 +152,8 @@ class Setup:
             # (BDRV_O_NOCACHE) and rbd_cache=true otherwise, and nothing
             # else, so librbd's defaults (writearound, writethrough until
             # the first flush) stay; vdiskd --cache writeback asks for
-            # rbd_cache_policy=writeback from the first write.
+            # writearound from the first write (no writethrough until a
+            # flush).
             if name in ("vdiskd", "vdiskd-b"):
                 return [self.vdiskd_binary(name), "-f", "-q", "--cache", self.mode,
                         "-n", "bench", "-c", os.path.join(workdir, name + ".ctl"),
