@@ -142,6 +142,21 @@ static int rbd_connect(struct rbd_disk *d, const struct vd_open_opts *opts)
 		log_errno(LOG_LVL_ERR, r, "rbd: %s: cannot create a cluster handle", d->label);
 		return r;
 	}
+	/* Defaults of ours, set before the configuration is read so that
+	 * its [client] section and CEPH_ARGS can still change them.
+	 * librbd's aio calls by default only post the request to its own
+	 * io_context thread, which does the work: a second hand-off after
+	 * the one to our submit thread, which is there to be blocked.  Off,
+	 * the submit thread does that work itself: one thread wake less per
+	 * batch (0.7 fewer context switches per 4k read at QD32).
+	 * Zero-copy writes: librbd keeps our buffer instead of copying it
+	 * (a 1 MiB allocation, copy and page faults per 1 MiB write) and
+	 * holds the completion back until it lets the buffer go; a request's
+	 * buffer is not touched before its completion.  librbd turns it off
+	 * by itself while a cache acknowledges writes early. */
+	if ((r = rbd_conf_set(d, "rbd_non_blocking_aio", "false")) < 0 ||
+	    (r = rbd_conf_set(d, "rbd_disable_zero_copy_writes", "false")) < 0)
+		return r;
 	r = rados_conf_read_file(d->cluster, opts->ceph_conf);
 	if (r < 0 && opts->ceph_conf) {
 		log_errno(LOG_LVL_ERR, r, "rbd: %s: cannot read the Ceph configuration %s",
@@ -163,10 +178,16 @@ static int rbd_connect(struct rbd_disk *d, const struct vd_open_opts *opts)
 	/* writeback: librbd's cache from the first write.  Its default
 	 * writethrough-until-flush protects guests that never flush; an NBD
 	 * client is told it can FLUSH, and what it has not flushed (or sent
-	 * with FUA) is not promised durable, as with a file's page cache. */
+	 * with FUA) is not promised durable, as with a file's page cache.
+	 * The writearound policy (librbd's default, qemu's too) acknowledges
+	 * a write at once and sends it on without copying it into a cache;
+	 * the writeback policy (ObjectCacher) copies, coalesces and serves
+	 * reads, and cost more than it saved here: 1 MiB QD8 writes 456-648
+	 * against 741-763 IOPS, 4k random writes 92 against 57 us of vdiskd
+	 * CPU each.  NBD clients have a page cache of their own for reads. */
 	if (opts->cache == VD_CACHE_WRITEBACK)
 		r = rbd_conf_set(d, "rbd_cache", "true") ?:
-		    rbd_conf_set(d, "rbd_cache_policy", "writeback") ?:
+		    rbd_conf_set(d, "rbd_cache_policy", "writearound") ?:
 		    rbd_conf_set(d, "rbd_cache_writethrough_until_flush", "false");
 	else
 		r = rbd_conf_set(d, "rbd_cache", "false");

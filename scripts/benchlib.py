@@ -147,12 +147,20 @@ class Setup:
         certs = os.path.join(workdir, "pki", "server")
         driver = getattr(a, "driver", "raw")
         if driver == "rbd":
+            # mode is the cache mode, none or writeback, the same for both:
+            # qemu's rbd driver sets rbd_cache=false for --cache=none
+            # (BDRV_O_NOCACHE) and rbd_cache=true otherwise, and nothing
+            # else, so librbd's defaults (writearound, writethrough until
+            # the first flush) stay; vdiskd --cache writeback asks for
+            # writearound from the first write (no writethrough until a
+            # flush).
             if name in ("vdiskd", "vdiskd-b"):
-                return [self.vdiskd_binary(name), "-f", "-q", "--cache", "none", "-n", "bench",
-                        "-c", os.path.join(workdir, name + ".ctl"), "-l", "unix:" + sock,
-                        "-d", "rbd", "--ceph-conf", a.ceph_conf, image]
+                return [self.vdiskd_binary(name), "-f", "-q", "--cache", self.mode,
+                        "-n", "bench", "-c", os.path.join(workdir, name + ".ctl"),
+                        "-l", "unix:" + sock, "-d", "rbd", "--ceph-conf", a.ceph_conf,
+                        image] + (getattr(a, "vdiskd_args", None) or [])
             if name == "qemu-nbd":
-                return ["qemu-nbd", "-f", "raw", "--cache=none", "-t", "-k", sock,
+                return ["qemu-nbd", "-f", "raw", "--cache=" + self.mode, "-t", "-k", sock,
                         "rbd:%s:conf=%s" % (image, a.ceph_conf)]
             die("server %s cannot serve rbd" % name)
         if name in ("vdiskd", "vdiskd-b", "vdiskd-plain"):
@@ -200,8 +208,9 @@ class Setup:
         cost the next) and every page read into the page cache; in ram mode
         the whole disk written once through NBD (vdiskd's and nbdkit's
         memory start empty, and reading holes would be cheaper than
-        reading data).  Nothing for --cache none (O_DIRECT)."""
-        if self.mode == "writeback" and self.image:
+        reading data).  Nothing for --cache none (O_DIRECT), nor for an
+        RBD image (a cluster, no page cache)."""
+        if self.mode == "writeback" and self.image and getattr(self.a, "driver", "raw") != "rbd":
             fd = os.open(self.image, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -216,8 +225,8 @@ class Setup:
 
 def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None, extra=()):
     """fio's command line for one run; target is ('nbd', socket),
-    ('raw', file) or ('rbd', pool/image); seconds None: once over size;
-    extra: more fio options."""
+    ('raw', file) or ('rbd', pool/image[, ceph.conf]); seconds None: once
+    over size; extra: more fio options."""
     if isinstance(test, tuple):
         test = Test(*test)
     argv = ["fio", "--name=" + test.name, "--rw=" + test.rw, "--bs=" + test.bs,
@@ -242,6 +251,10 @@ def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None, extra=(
         pool, img = target[1].split("/", 1)
         argv += ["--ioengine=rbd", "--clientname=admin", "--pool=" + pool,
                  "--rbdname=" + img]
+        if len(target) > 2:
+            # fio's engine sets no librbd option itself: the cache mode
+            # comes from the configuration file.
+            env = dict(os.environ, CEPH_CONF=target[2])
     else:
         # Buffered libaio completes in io_submit (so its queue depth is 1
         # in effect); that is what a buffered file gives an application.

@@ -25,6 +25,7 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -274,20 +275,45 @@ t.check("--cache none: an unflushed write is in rbd export at once",
 h.shutdown()
 d.stop()
 
-# ---- --cache writeback: librbd's cache holds writes; FUA and FLUSH survive kill -9 ----
-# Dirty data stays in librbd's cache until a flush (not written back after
-# the default 1 s), so what is in the cluster is what FLUSH/FUA put there.
-wbconf = os.path.join(top, "writeback.conf")
-with open(conf) as f, open(wbconf, "w") as g:
-    g.write(f.read() + "\n[client]\nrbd cache max dirty age = 120\n")
+# ---- --cache writeback: librbd's cache acknowledges writes; FUA and FLUSH survive kill -9 ----
+# librbd's writearound cache acknowledges a write before the OSD has it:
+# with the OSD frozen (SIGSTOP) the first write, unflushed, still
+# completes (no writethrough until the first flush), a FUA write does not.
+mdir = os.path.dirname(conf)
+with open(os.path.join(mdir, "run", "osd.0.pid")) as f:
+    osd_pid = int(f.read())
 rbd(conf, "create", "--size", "16M", "rbd/dur")
-d = Daemon("--ceph-conf", wbconf, "--cache", "writeback", "rbd:rbd/dur", name="dur")
+d = Daemon("--ceph-conf", conf, "--cache", "writeback", "rbd:rbd/dur", name="dur")
 h = connect(d)
+h.pwrite(bytes(4096), 15 * MiB)        # the image's lock and header are settled
 cached = os.urandom(MiB)
-h.pwrite(cached, 8 * MiB)
-t.check("--cache writeback: the first write, unflushed, is only in vdiskd's cache "
-        "(no writethrough until the first flush)",
-        export(conf, "rbd/dur")[8 * MiB:9 * MiB] == bytes(MiB))
+
+
+def wait_cookie(h, cookie, seconds):
+    """True once the command completed (and retired it), False after seconds."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if h.aio_command_completed(cookie):
+            return True
+        h.poll(100)
+    return False
+
+
+os.kill(osd_pid, signal.SIGSTOP)
+try:
+    c = h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(cached)), 8 * MiB)
+    acked = wait_cookie(h, c, 5)
+    fc = h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(4096)), 14 * MiB,
+                      flags=nbd.CMD_FLAG_FUA)
+    fua_early = wait_cookie(h, fc, 1.5)
+finally:
+    os.kill(osd_pid, signal.SIGCONT)
+t.check("--cache writeback: the first write, unflushed, is acknowledged with the OSD "
+        "frozen (from librbd's cache: no writethrough until the first flush)", acked)
+t.check("--cache writeback: a FUA write is not acknowledged while the OSD is frozen",
+        not fua_early)
+t.check("both complete once the OSD runs again",
+        (acked or wait_cookie(h, c, 30)) and (fua_early or wait_cookie(h, fc, 30)))
 fua = os.urandom(MiB)
 h.pwrite(fua, 0, nbd.CMD_FLAG_FUA)
 img = export(conf, "rbd/dur")
