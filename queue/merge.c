@@ -30,10 +30,7 @@ bool tq_slot_can_append(const struct tq_slot *s, const struct tiocb *t,
 	if (s->iovcnt + (unsigned)t->iovcnt > lim->max_iov ||
 	    s->iovcnt + (unsigned)t->iovcnt > TQ_SLOT_IOV_MAX)
 		return false;
-	/* A merged read completes as one: its first bytes wait for its last,
-	 * so reads are cut shorter than writes (docs/performance.md). */
-	return s->len + t->len <= (h->op == TIOCB_READ && lim->max_read_bytes ?
-				   lim->max_read_bytes : lim->max_bytes);
+	return s->len + t->len <= lim->max_bytes;
 }
 
 void tq_slot_append(struct tq_slot *s, struct tiocb *t)

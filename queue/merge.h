@@ -25,7 +25,6 @@ struct tq_slot {
 struct tq_merge_limits {
 	unsigned max_iov;	/* <= TQ_SLOT_IOV_MAX */
 	size_t max_bytes;
-	size_t max_read_bytes;	/* reads: this cap instead; 0: max_bytes */
 };
 
 /* Starts a slot with t as its first tiocb. */

@@ -69,7 +69,6 @@ void tq_options_default(struct tq_options *o)
 	o->depth = 128;
 	o->max_merge_iov = 64;
 	o->max_merge_bytes = 1024 * 1024;
-	o->max_merge_read_bytes = 128 * 1024;
 }
 
 void tq_notify_main(struct tqueue *q)
@@ -112,9 +111,6 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	if (q->lim.max_iov > TQ_SLOT_IOV_MAX)
 		q->lim.max_iov = TQ_SLOT_IOV_MAX;
 	q->lim.max_bytes = o->max_merge_bytes ? o->max_merge_bytes : 1024 * 1024;
-	/* The read cap never exceeds the general one. */
-	q->lim.max_read_bytes = o->max_merge_read_bytes < q->lim.max_bytes ?
-				o->max_merge_read_bytes : q->lim.max_bytes;
 	if (o->no_merge)
 		q->lim.max_iov = 0;
 	q->poll_ns = (uint64_t)o->poll_us * 1000;

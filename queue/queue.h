@@ -25,7 +25,6 @@ struct tq_options {
 	unsigned depth;		/* max iocbs in flight; default 128 */
 	unsigned max_merge_iov;	/* cap on iovecs in one coalesced iocb; default 64 */
 	size_t max_merge_bytes;	/* cap on bytes in one coalesced iocb; default 1 MiB */
-	size_t max_merge_read_bytes;	/* the same for reads; default 128 KiB */
 	bool no_merge;		/* never coalesce */
 	bool no_user_ring;	/* always reap with io_getevents (tests) */
 	bool no_fdsync;		/* never use IOCB_CMD_FDSYNC (tests) */

@@ -141,12 +141,6 @@ static void mt_prep(struct mt *m, unsigned id, enum tiocb_op op, int fd,
  * overlap (checked pair by pair), and leave no gap (the union spans exactly
  * the sum of the lengths); and the limits hold.  One tiocb alone always
  * makes a slot, whatever its size. */
-/* The byte cap for a slot of op: reads have their own when it is set. */
-static size_t model_cap(int op, const struct tq_merge_limits *lim)
-{
-	return op == TIOCB_READ && lim->max_read_bytes ? lim->max_read_bytes : lim->max_bytes;
-}
-
 static bool model_one_transfer(const struct tiocb *const *t, unsigned n,
 			       const struct tq_merge_limits *lim)
 {
@@ -175,8 +169,7 @@ static bool model_one_transfer(const struct tiocb *const *t, unsigned n,
 	}
 	if (hi - lo != sum)
 		return false;				/* a gap */
-	return sum <= model_cap(t[0]->op, lim) && iovs <= lim->max_iov &&
-	       iovs <= TQ_SLOT_IOV_MAX;
+	return sum <= lim->max_bytes && iovs <= lim->max_iov && iovs <= TQ_SLOT_IOV_MAX;
 }
 
 /* The coalescing the submit thread must produce for list[0..n): greedy,
@@ -245,7 +238,7 @@ static void check_slot(const struct tq_slot *s, const struct ms *sm,
 	if (sm->count > 1) {
 		const struct tiocb *h = &sm->m[0]->t;
 		MCHECK(sm->iovcnt <= lim->max_iov && sm->iovcnt <= TQ_SLOT_IOV_MAX);
-		MCHECK(sm->len <= model_cap(h->op, lim));
+		MCHECK(sm->len <= lim->max_bytes);
 		for (unsigned i = 1; i < sm->count; i++) {
 			const struct tiocb *p = &sm->m[i - 1]->t, *c = &sm->m[i]->t;
 			MCHECK_EQ(c->offset, p->offset + p->len);
@@ -321,10 +314,10 @@ static void probe_one(const struct tq_slot *s, const struct ms *sm,
 		const struct tiocb *h = &sm->m[0]->t;
 		fprintf(stderr, "can_append: want %d got %d: slot op %d fd %d flags %#x "
 			"off %" PRIu64 " len %zu iovcnt %u; t op %d fd %d flags %#x "
-			"off %" PRIu64 " len %zu iovcnt %d; limits iov %u bytes %zu read %zu\n",
+			"off %" PRIu64 " len %zu iovcnt %d; limits iov %u bytes %zu\n",
 			want, got, h->op, h->fd, h->flags, h->offset, sm->len, sm->iovcnt,
 			p->t.op, p->t.fd, p->t.flags, p->t.offset, p->t.len, p->t.iovcnt,
-			lim->max_iov, lim->max_bytes, lim->max_read_bytes);
+			lim->max_iov, lim->max_bytes);
 		FAIL_CTX();
 		test_failures++;
 	}
@@ -336,8 +329,7 @@ static void probe_slot(const struct tq_slot *s, const struct ms *sm,
 	const struct tiocb *h = &sm->m[0]->t;
 	uint64_t end = h->offset + sm->len;
 	struct mt p;
-	size_t cap = model_cap(h->op, lim);
-	size_t room = cap > sm->len ? cap - sm->len : 0;
+	size_t room = lim->max_bytes > sm->len ? lim->max_bytes - sm->len : 0;
 	size_t len = room ? rnd_in(1, room < 8192 ? room : 8192) : 512;
 
 	if (h->op != TIOCB_READ && h->op != TIOCB_WRITE)
@@ -471,15 +463,11 @@ static void random_limits(struct tq_merge_limits *lim)
 	if (chance(40)) {	/* the queue's defaults */
 		lim->max_iov = 64;
 		lim->max_bytes = 1u << 20;
-		lim->max_read_bytes = 128u << 10;
 		return;
 	}
 	lim->max_iov = chance(20) ? (unsigned)rnd_in(1, TQ_SLOT_IOV_MAX)
 				  : iovs[rnd() % (sizeof(iovs) / sizeof(iovs[0]))];
 	lim->max_bytes = chance(20) ? rnd_in(1, 2u << 20)
-				    : bytes[rnd() % (sizeof(bytes) / sizeof(bytes[0]))];
-	/* 0 (reads as writes), below, equal to or above max_bytes */
-	lim->max_read_bytes = chance(30) ? 0 : chance(20) ? rnd_in(1, 2u << 20)
 				    : bytes[rnd() % (sizeof(bytes) / sizeof(bytes[0]))];
 }
 
@@ -673,9 +661,8 @@ static void run_round(struct mt **list, unsigned n, struct mt **retry,
 			const struct tiocb *h = &sm.m[0]->t;
 			fprintf(stderr, "coalescing: slot %u took %u tiocb(s), the byte-range "
 				"model %u (head op %d fd %d flags %#x off %" PRIu64 "; limits "
-				"iov %u bytes %zu read %zu)\n", k, sm.count, k < nslots ? sizes[k] : 0,
-				h->op, h->fd, h->flags, h->offset, lim->max_iov, lim->max_bytes,
-				lim->max_read_bytes);
+				"iov %u bytes %zu)\n", k, sm.count, k < nslots ? sizes[k] : 0,
+				h->op, h->fd, h->flags, h->offset, lim->max_iov, lim->max_bytes);
 			FAIL_CTX();
 			test_failures++;
 			/* Follow the code from here: re-cut the model's rest. */
@@ -701,29 +688,6 @@ static void run_round(struct mt **list, unsigned n, struct mt **retry,
 	}
 }
 
-/* The queue's default limits, fixed: 4k reads stop at 128 KiB (a merged
- * read completes as one), 4k writes go on to 1 MiB. */
-static void check_default_caps(struct tq_slot *s)
-{
-	const struct tq_merge_limits lim = {
-		.max_iov = 64, .max_bytes = 1u << 20, .max_read_bytes = 128u << 10 };
-	static struct mt m[64];
-
-	for (int op = TIOCB_READ; op <= TIOCB_WRITE; op++) {
-		unsigned taken = 1;
-
-		for (unsigned i = 0; i < 64; i++)
-			mt_prep(&m[i], i, (enum tiocb_op)op, 3, (uint64_t)i * 4096, 4096, 1, 0);
-		tq_slot_start(s, &m[0].t);
-		while (taken < 64 && tq_slot_can_append(s, &m[taken].t, &lim))
-			tq_slot_append(s, &m[taken++].t);
-		printf("default caps: 64 adjacent 4k %s: %u in the first iocb (%zu bytes)\n",
-		       op == TIOCB_READ ? "reads" : "writes", taken, s->len);
-		CHECK_EQ(taken, op == TIOCB_READ ? 32u : 64u);
-	}
-	memset(m, 0, sizeof(m));
-}
-
 int main(void)
 {
 	const char *e = getenv("SEED");
@@ -738,7 +702,6 @@ int main(void)
 	struct mt *list[MAX_BATCH], *retry[MAX_BATCH];
 	struct tq_slot *s = malloc(sizeof(*s));
 	REQUIRE(s);
-	check_default_caps(s);
 
 	for (iteration = 0; iteration < iters && test_failures < 20; iteration++) {
 		struct tq_merge_limits lim;
