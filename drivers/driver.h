@@ -142,6 +142,15 @@ static inline void vd_io_complete(struct vd_io *io, int err)
 	io->complete(io, err);
 }
 
+/* One piece of a group that completes together came back with err: the
+ * group keeps its first error; true when this was the last piece. */
+static inline bool vd_piece_done(int *first_err, unsigned *left, int err)
+{
+	if (err && !*first_err)
+		*first_err = err;
+	return --*left == 0;
+}
+
 /* Rule 3.  Begin before the first sub-I/O; the issuing code then ends
  * with vd_io_release(io, err) for its own reference. */
 static inline void vd_io_split_begin(struct vd_io *io)

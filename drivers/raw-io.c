@@ -65,9 +65,7 @@ static void raw_rmw_read_done(struct tiocb *t, long res)
 	struct vd_io *io = s->io;
 	struct raw *r = s->r;
 
-	if (res < 0 && !s->err)
-		s->err = (int)res;
-	if (--s->reads)
+	if (!vd_piece_done(&s->err, &s->reads, res < 0 ? (int)res : 0))
 		return;
 	if (s->err) {
 		raw_slow_finish(s, s->err);

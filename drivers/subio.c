@@ -6,9 +6,7 @@
 
 void vd_io_release(struct vd_io *io, int err)
 {
-	if (err && !io->first_err)
-		io->first_err = err;
-	if (--io->refs == 0)
+	if (vd_piece_done(&io->first_err, &io->refs, err))
 		vd_io_complete(io, io->first_err);
 }
 

@@ -145,9 +145,7 @@ static void req_put(struct vhd_req *r, int err)
 {
 	struct vd_io *io;
 
-	if (err && !r->err)
-		r->err = err;
-	if (--r->refs)
+	if (!vd_piece_done(&r->err, &r->refs, err))
 		return;
 	if (!r->err && r->need_sync) {
 		r->need_sync = false;
@@ -434,9 +432,7 @@ static void alloc_io_done(struct vd_io *io, int err)
 	struct vhd_alloc *a = ((struct vhd_alloc_io *)io)->a;
 	struct vhd_req *r = a->r;
 
-	if (err && !a->err)
-		a->err = err;
-	if (--a->pending)
+	if (!vd_piece_done(&a->err, &a->pending, err))
 		return;
 	if (!a->err)
 		vhd_bm_set(a->e, a->first, a->count);
@@ -599,9 +595,7 @@ static void rmw_read_done(struct vd_io *rd, int err)
 	struct vhd_rmw *m = ((struct vhd_rmw_io *)rd)->m;
 	struct vd_io *io = m->io;
 
-	if (err && !m->err)
-		m->err = err;
-	if (--m->pending)
+	if (!vd_piece_done(&m->err, &m->pending, err))
 		return;
 	if (m->err) {
 		rmw_finish(m, m->err);

@@ -559,9 +559,7 @@ static void round_io_done(struct vd_io *io, int err)
 {
 	struct vhd_round *r = ((struct vhd_round_io *)io)->r;
 
-	if (err && !r->err)
-		r->err = err;
-	if (--r->pending == 0)
+	if (vd_piece_done(&r->err, &r->pending, err))
 		round_step(r);
 }
 
