@@ -173,6 +173,17 @@ static void verify_all(struct vd_image *img, struct tqueue *q, const unsigned ch
 	}
 }
 
+/* What a close left in the file: open it read-only and compare. */
+static void verify_reopened(const char *path, struct tqueue *q, enum vd_cache cache,
+			    const unsigned char *model, uint64_t size, const char *what)
+{
+	struct vd_image *img;
+
+	REQUIRE(open_img(path, q, cache, true, &img) == 0);
+	verify_all(img, q, model, size, what);
+	vd_image_close(img);
+}
+
 /* Block status must agree with the model where it says zero. */
 static void check_status(struct vd_image *img, struct tqueue *q, const unsigned char *model,
 			 uint64_t size)
@@ -332,9 +343,7 @@ static void test_chain(struct tqueue *q, enum vd_cache cache)
 	verify_all(img, q, model, size, "leaf");
 	vd_image_close(img);
 	/* Everything written survives a close and an open. */
-	REQUIRE(open_img(leafp, q, cache, true, &img) == 0);
-	verify_all(img, q, model, size, "leaf reopened");
-	vd_image_close(img);
+	verify_reopened(leafp, q, cache, model, size, "leaf reopened");
 	free(model);
 }
 
@@ -459,9 +468,7 @@ static void test_dynamic_trim(struct tqueue *q, enum vd_cache cache)
 	CHECK(bat[2] != VHD_BAT_UNUSED);
 	CHECK_EQ(bat[3], VHD_BAT_UNUSED);
 	free(bat);
-	REQUIRE(open_img(p, q, cache, true, &img) == 0);
-	verify_all(img, q, model, size, "dynamic reopened");
-	vd_image_close(img);
+	verify_reopened(p, q, cache, model, size, "dynamic reopened");
 	free(model);
 }
 
@@ -512,9 +519,7 @@ static void test_rmw_overlap(struct tqueue *q)
 		verify_all(img, q, model, size, "concurrent partial-sector writes");
 	}
 	vd_image_close(img);
-	REQUIRE(open_img(p, q, VD_CACHE_WRITEBACK, true, &img) == 0);
-	verify_all(img, q, model, size, "partial-sector writes reopened");
-	vd_image_close(img);
+	verify_reopened(p, q, VD_CACHE_WRITEBACK, model, size, "partial-sector writes reopened");
 	free(model);
 }
 
@@ -532,9 +537,7 @@ static void test_fixed(struct tqueue *q)
 	CHECK_EQ(vd_image_info(img)->size, size);
 	random_batches(img, q, model, size, 20, RB_UNALIGNED);
 	vd_image_close(img);
-	REQUIRE(open_img(p, q, VD_CACHE_WRITEBACK, true, &img) == 0);
-	verify_all(img, q, model, size, "fixed reopened");
-	vd_image_close(img);
+	verify_reopened(p, q, VD_CACHE_WRITEBACK, model, size, "fixed reopened");
 	free(model);
 }
 
