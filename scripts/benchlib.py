@@ -57,6 +57,13 @@ MODE_SERVERS = {
 }
 
 
+def round_order(names, rnd):
+    """The servers in round rnd: each round starts one further along, so
+    none always runs first (or right after the same one)."""
+    k = rnd % len(names)
+    return names[k:] + names[:k]
+
+
 def die(msg, prog="bench"):
     print("%s: %s" % (prog, msg), file=sys.stderr)
     sys.exit(1)
