@@ -217,6 +217,7 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 	if (r)
 		return -r;
 	d->thread_started = true;
+	pthread_setname_np(d->thread, "vdiskd-rbd");
 	return 0;
 }
 

@@ -86,10 +86,13 @@ static int tq_start_threads(struct tqueue *q)
 	if (r)
 		return -r;
 	q->submit_started = true;
+	/* Named so that top -H and /proc/PID/task tell the threads apart. */
+	pthread_setname_np(q->submit_thread, "vdiskd-submit");
 	r = pthread_create(&q->worker_thread, NULL, tq_worker_main, q);
 	if (r)
 		return -r;
 	q->worker_started = true;
+	pthread_setname_np(q->worker_thread, "vdiskd-worker");
 	return 0;
 }
 
