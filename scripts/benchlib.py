@@ -200,8 +200,14 @@ class Setup:
         sock = sock or os.path.join(self.workdir, name + ".sock")
         log = os.path.join(self.workdir, name + ".log")
         for attempt in range(2):
+            argv = self.server_argv(name, sock)
+            cpus = getattr(self.a, "server_cpus", None)
+            if cpus:
+                # taskset execs the server: same PID, and every thread it
+                # starts inherits the CPU set.
+                argv = ["taskset", "-c", cpus] + argv
             try:
-                srv = Server(name, self.server_argv(name, sock), sock, log, fatal=attempt == 1)
+                srv = Server(name, argv, sock, log, fatal=attempt == 1)
                 break
             except RuntimeError:
                 print("bench: %s did not start, trying again" % name, file=sys.stderr)
