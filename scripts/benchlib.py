@@ -362,6 +362,26 @@ def workdir_for(mode, default):
     return "/dev/shm" if mode == "ram" else default
 
 
+def cpu_idle():
+    """The cpuidle driver, and in a KVM guest with haltpoll how long an
+    idle vCPU polls before it halts: a wake that has to bring a halted vCPU
+    back costs tens of microseconds, so QD1 latency depends on it (see
+    docs/performance.md)."""
+    base = "/sys/devices/system/cpu/cpuidle/current_driver"
+    try:
+        with open(base) as f:
+            drv = f.read().strip()
+    except OSError:
+        return "cpuidle unknown"
+    if drv == "haltpoll":
+        try:
+            with open("/sys/module/haltpoll/parameters/guest_halt_poll_ns") as f:
+                return "cpuidle haltpoll, guest_halt_poll_ns %s" % f.read().strip()
+        except OSError:
+            pass
+    return "cpuidle " + drv
+
+
 def machine(image=None):
     """nproc, CPU model, kernel, and the filesystem and device of image."""
     cpu = "unknown"
@@ -374,7 +394,8 @@ def machine(image=None):
     except OSError:
         pass
     info = {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
-            "mem_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20}
+            "mem_mib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 20,
+            "idle": cpu_idle()}
     if image:
         r = subprocess.run(["df", "--output=source,fstype", os.path.dirname(image)],
                            capture_output=True, text=True)
