@@ -8,7 +8,8 @@ less than 1% of a core.  Then a burst of pipelined 4k reads and writes
 under 1% (measured over 3 s).  The same with --poll-us 50 when the daemon
 has that option (a polling mode must stop spinning when idle).  A thread
 that spins, or polls on a timer, fails it: the per-thread figures of the
-busiest threads are printed with each check.
+busiest threads, by name (vdiskd, vdiskd-submit, vdiskd-worker: checked),
+are printed with each check.
 
 The measurement itself is checked first on a process that spins."""
 
@@ -98,6 +99,11 @@ def read_any(c, cmds):
 def case(ck, label, args):
     d = Daemon(*args)
     pid = d.proc.pid
+    # The names the per-thread notes below (and operators' top -H) use.
+    names = sorted(comm for comm, _ in threads(pid).values())
+    ck.check("%s: threads named vdiskd, vdiskd-submit, vdiskd-worker (%s)"
+             % (label, ", ".join(names)),
+             names == ["vdiskd", "vdiskd-submit", "vdiskd-worker"])
     c = d.client()
     c.negotiate(structured=False)
     time.sleep(0.3)     # the handshake's own work settled
