@@ -101,7 +101,12 @@ def wait_socket(path, proc, timeout=15):
 
 
 class Server:
-    def __init__(self, name, argv, sock, log, fatal=True):
+    def __init__(self, name, argv, sock, log, fatal=True, cpus=None):
+        """cpus: a taskset CPU list to run the server on (--server-cpus)."""
+        if cpus:
+            # taskset execs the server: same PID, and every thread it
+            # starts inherits the CPU set.
+            argv = ["taskset", "-c", cpus] + argv
         self.name = name
         self.sock = sock
         self.argv = argv
@@ -200,14 +205,9 @@ class Setup:
         sock = sock or os.path.join(self.workdir, name + ".sock")
         log = os.path.join(self.workdir, name + ".log")
         for attempt in range(2):
-            argv = self.server_argv(name, sock)
-            cpus = getattr(self.a, "server_cpus", None)
-            if cpus:
-                # taskset execs the server: same PID, and every thread it
-                # starts inherits the CPU set.
-                argv = ["taskset", "-c", cpus] + argv
             try:
-                srv = Server(name, argv, sock, log, fatal=attempt == 1)
+                srv = Server(name, self.server_argv(name, sock), sock, log,
+                             fatal=attempt == 1, cpus=getattr(self.a, "server_cpus", None))
                 break
             except RuntimeError:
                 print("bench: %s did not start, trying again" % name, file=sys.stderr)
@@ -380,6 +380,28 @@ def cpu_idle():
         except OSError:
             pass
     return "cpuidle " + drv
+
+
+def machine_line(info, a):
+    """The text output's first line: what on the machine moves the figures."""
+    return "machine: %d CPUs, Linux %s, %s%s" % (
+        info["nproc"], info["kernel"], info["idle"],
+        "; servers on CPUs " + a.server_cpus if getattr(a, "server_cpus", None) else "")
+
+
+def print_table(head, body, nleft):
+    """head and body (rows of strings) in aligned columns, the first nleft
+    left-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h)
+              for i, h in enumerate(head)]
+
+    def fmt(r):
+        return "  ".join((c.ljust(w) if i < nleft else c.rjust(w))
+                         for i, (c, w) in enumerate(zip(r, widths)))
+    print(fmt(head))
+    print("-" * len(fmt(head)))
+    for r in body:
+        print(fmt(r))
 
 
 def machine(image=None):
