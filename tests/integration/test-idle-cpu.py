@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from nbd_client import (CMD_READ, CMD_WRITE, SIMPLE_REPLY_MAGIC, Checks, Daemon,  # noqa: E402
-                        MiB, skip)
+                        MiB, skip, thread_names)
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 IDLE_S = 5.0
@@ -40,10 +40,8 @@ def ticks(path):
 def threads(pid):
     """{tid: (comm, utime + stime ticks)} of every live thread."""
     out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
+    for tid, comm in thread_names(pid).items():
         try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
-                comm = f.read().strip()
             out[tid] = (comm, ticks("/proc/%d/task/%s/stat" % (pid, tid)))
         except OSError:
             pass
@@ -100,7 +98,7 @@ def case(ck, label, args):
     d = Daemon(*args)
     pid = d.proc.pid
     # The names the per-thread notes below (and operators' top -H) use.
-    names = sorted(comm for comm, _ in threads(pid).values())
+    names = sorted(thread_names(pid).values())
     ck.check("%s: threads named vdiskd, vdiskd-submit, vdiskd-worker (%s)"
              % (label, ", ".join(names)),
              names == ["vdiskd", "vdiskd-submit", "vdiskd-worker"])

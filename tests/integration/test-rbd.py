@@ -34,7 +34,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import Checks, Daemon, MiB, skip  # noqa: E402
+from nbd_client import Checks, Daemon, MiB, skip, thread_names  # noqa: E402
 
 try:
     import nbd
@@ -151,12 +151,9 @@ t.check("info names pool, image, object size, features",
         ri.get("pool") == "rbd" and ri.get("image") == "img" and
         ri.get("object_size") == 4 * MiB and "exclusive-lock" in ri.get("features", "") and
         ri.get("exclusive_lock") == "held", json.dumps(info))
-comms = set()
-for tid in os.listdir("/proc/%d/task" % d.proc.pid):
-    with open("/proc/%d/task/%s/comm" % (d.proc.pid, tid)) as f:
-        comms.add(f.read().strip())
+comms = sorted(thread_names(d.proc.pid).values())
 t.check("the driver's submit thread is named vdiskd-rbd", "vdiskd-rbd" in comms,
-        " ".join(sorted(comms)))
+        " ".join(comms))
 rc, err = vdiskd_fails(conf, "-n", "img2", "rbd:rbd/img")
 t.check("a second vdiskd on the image is refused", rc == 1 and "exclusive lock" in err, err)
 ro = Daemon("--ceph-conf", conf, "-r", "rbd:rbd/img", name="img-ro")

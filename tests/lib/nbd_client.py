@@ -263,6 +263,18 @@ class Client:
         return err, data, chunks
 
 
+def thread_names(pid):
+    """{tid: name} of the process's live threads (/proc/PID/task/*/comm)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                out[tid] = f.read().strip()
+        except OSError:
+            pass        # the thread ended meanwhile
+    return out
+
+
 def _die_with_parent():
     # PR_SET_PDEATHSIG: the daemon goes when the test does, however the
     # test ends (a timeout's SIGKILL included).
