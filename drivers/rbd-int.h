@@ -54,14 +54,15 @@ struct rbd_disk {
 	struct event *ev;
 	unsigned inflight;		/* main thread: aio handed to the submit thread */
 
-	/* The submit thread and its list, under mu. */
+	/* The submit thread and its lists: newest-first stacks linked via
+	 * drv_ptr, pushed with a CAS and emptied with one exchange, so the
+	 * two threads share no lock (common/futex.h). */
 	pthread_t thread;
 	bool thread_started;
-	pthread_mutex_t mu;
-	pthread_cond_t cond;
 	bool stop;
-	struct vd_io *sub_head, **sub_tail;	/* to submit (linked via drv_ptr) */
-	struct vd_io *fail_head, **fail_tail;	/* refused at submit (res in drv_u64[1]) */
+	int sleeping;			/* futex word: the thread sleeps */
+	struct vd_io *inbox;		/* main -> thread: to submit */
+	struct vd_io *failed;		/* thread -> main: refused (res in drv_u64[1]) */
 
 	/* Main thread: the snapshots as last read (info), "a,b,c". */
 	char *snaps;

@@ -1,8 +1,9 @@
 /* The rbd driver's data path.
  *
- * A request goes on the submit list (main thread, under the mutex); the
- * driver's submit thread makes the rbd_aio_* call with a completion that
- * has no callback, so librbd runs nothing of ours on its threads.  When a
+ * A request goes on the inbox (main thread, a lock-free push, and a
+ * futex wake only when the thread sleeps); the driver's submit thread
+ * makes the rbd_aio_* call with a completion that has no callback, so
+ * librbd runs nothing of ours on its threads.  When a
  * completion is ready librbd bumps the eventfd (rbd_set_image_notification);
  * the main loop reads it, collects the completions with rbd_poll_io_events
  * and completes the requests.  A call librbd refuses at once goes on the
@@ -19,6 +20,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "common/futex.h"
 #include "common/log.h"
 #include "drivers/rbd-int.h"
 #include "queue/queue.h"
@@ -29,41 +31,34 @@ enum {
 	RBD_POLL_BATCH = 64,
 };
 
-/* drv_ptr links the submit and fail lists; drv_u64[1] is a refusal. */
+/* drv_ptr links the inbox and the failed list; drv_u64[1] is a refusal,
+ * drv_u64[2] the completion. */
 static inline struct vd_io *rbd_next(struct vd_io *io) { return io->drv_ptr; }
+static inline rbd_completion_t rbd_comp(struct vd_io *io)
+{
+	return (rbd_completion_t)(uintptr_t)io->drv_u64[2];
+}
 
 static int rbd_submit_one(struct rbd_disk *d, struct vd_io *io)
 {
-	rbd_completion_t c;
-	int r = rbd_aio_create_completion(io, NULL, &c);
+	rbd_completion_t c = rbd_comp(io);
 
-	if (r < 0)
-		return r;
 	switch (io->op) {
 	case VD_OP_READ:
-		r = rbd_aio_read(d->image, io->offset, io->len, io->buf, c);
-		break;
+		return rbd_aio_read(d->image, io->offset, io->len, io->buf, c);
 	case VD_OP_WRITE:
 		if (io->drv_u64[0] == RBD_STAGE_FUA_FLUSH)
-			r = rbd_aio_flush(d->image, c);
-		else
-			r = rbd_aio_write(d->image, io->offset, io->len, io->buf, c);
-		break;
+			return rbd_aio_flush(d->image, c);
+		return rbd_aio_write(d->image, io->offset, io->len, io->buf, c);
 	case VD_OP_FLUSH:
-		r = rbd_aio_flush(d->image, c);
-		break;
+		return rbd_aio_flush(d->image, c);
 	case VD_OP_TRIM:
-		r = rbd_aio_discard(d->image, io->offset, io->len, c);
-		break;
+		return rbd_aio_discard(d->image, io->offset, io->len, c);
 	case VD_OP_WRITE_ZEROES:
-		r = rbd_aio_write_zeroes(d->image, io->offset, io->len, c, 0, 0);
-		break;
+		return rbd_aio_write_zeroes(d->image, io->offset, io->len, c, 0, 0);
 	default:
-		r = -EINVAL;
+		return -EINVAL;
 	}
-	if (r < 0)
-		rbd_aio_release(c);
-	return r;
 }
 
 static void rbd_bump(struct rbd_disk *d)
@@ -74,63 +69,95 @@ static void rbd_bump(struct rbd_disk *d)
 		log_errno(LOG_LVL_ERR, errno, "rbd: %s: eventfd", d->label);
 }
 
+/* Pushes io onto a newest-first stack (the inbox or the failed list). */
+static void rbd_push(struct vd_io **stack, struct vd_io *io)
+{
+	struct vd_io *old = __atomic_load_n(stack, __ATOMIC_RELAXED);
+
+	do
+		io->drv_ptr = old;
+	while (!__atomic_compare_exchange_n(stack, &old, io, true, __ATOMIC_SEQ_CST,
+					    __ATOMIC_RELAXED));
+}
+
+/* Empties a stack, oldest first. */
+static struct vd_io *rbd_take(struct vd_io **stack)
+{
+	struct vd_io *io, *next, *rev = NULL;
+
+	if (!__atomic_load_n(stack, __ATOMIC_RELAXED))
+		return NULL;
+	for (io = __atomic_exchange_n(stack, NULL, __ATOMIC_ACQUIRE); io; io = next) {
+		next = rbd_next(io);
+		io->drv_ptr = rev;
+		rev = io;
+	}
+	return rev;
+}
+
+static bool rbd_work_arrived(struct rbd_disk *d)
+{
+	return __atomic_load_n(&d->stop, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&d->inbox, __ATOMIC_SEQ_CST) != NULL;
+}
+
 static void *rbd_submit_thread(void *arg)
 {
 	struct rbd_disk *d = arg;
 
-	pthread_mutex_lock(&d->mu);
 	for (;;) {
-		struct vd_io *io;
+		struct vd_io *io = rbd_take(&d->inbox);
 
-		while (!d->stop && !d->sub_head)
-			pthread_cond_wait(&d->cond, &d->mu);
-		if (!d->sub_head)
-			break;
-		io = d->sub_head;
-		d->sub_head = NULL;
-		d->sub_tail = &d->sub_head;
-		/* librbd may block here (its throttle): not under the lock. */
-		pthread_mutex_unlock(&d->mu);
+		if (!io) {
+			if (__atomic_load_n(&d->stop, __ATOMIC_SEQ_CST))
+				break;
+			__atomic_store_n(&d->sleeping, 1, __ATOMIC_SEQ_CST);
+			if (!rbd_work_arrived(d))
+				vd_futex_wait(&d->sleeping, 1, NULL);
+			__atomic_store_n(&d->sleeping, 0, __ATOMIC_RELAXED);
+			continue;
+		}
+		/* librbd may block here (its throttle): the main thread goes on. */
 		while (io) {
 			struct vd_io *next = rbd_next(io);
 			int r = rbd_submit_one(d, io);
 
 			if (r < 0) {
+				rbd_aio_release(rbd_comp(io));
 				io->drv_u64[1] = (uint64_t)(int64_t)r;
-				io->drv_ptr = NULL;
-				pthread_mutex_lock(&d->mu);
-				*d->fail_tail = io;
-				d->fail_tail = (struct vd_io **)&io->drv_ptr;
-				pthread_mutex_unlock(&d->mu);
+				rbd_push(&d->failed, io);
 				rbd_bump(d);
 			}
 			io = next;
 		}
-		pthread_mutex_lock(&d->mu);
 	}
-	pthread_mutex_unlock(&d->mu);
 	return NULL;
 }
 
-static void rbd_queue(struct rbd_disk *d, struct vd_io *io)
+/* The completion is made here, on the main thread, which also releases
+ * it: librbd's allocation and free stay in one thread's malloc cache. */
+static int rbd_queue(struct rbd_disk *d, struct vd_io *io)
 {
-	bool wake;
+	rbd_completion_t c;
+	int r = rbd_aio_create_completion(io, NULL, &c);
 
-	io->drv_ptr = NULL;
-	pthread_mutex_lock(&d->mu);
-	wake = !d->sub_head;
-	*d->sub_tail = io;
-	d->sub_tail = (struct vd_io **)&io->drv_ptr;
-	if (wake)
-		pthread_cond_signal(&d->cond);
-	pthread_mutex_unlock(&d->mu);
+	if (r < 0)
+		return r;
+	io->drv_u64[2] = (uint64_t)(uintptr_t)c;
+	rbd_push(&d->inbox, io);
+	vd_futex_wake_sleeper(&d->sleeping);
+	return 0;
 }
 
 static int rbd_start(struct rbd_disk *d, struct vd_io *io)
 {
+	int r;
+
 	io->drv_u64[0] = RBD_STAGE_OP;
+	r = rbd_queue(d, io);
+	if (r < 0)
+		return r;
 	d->inflight++;
-	rbd_queue(d, io);
 	return 0;
 }
 
@@ -148,8 +175,9 @@ static void rbd_finish(struct rbd_disk *d, struct vd_io *io, long res)
 	if (res >= 0 && io->op == VD_OP_WRITE && (io->flags & VD_IO_FUA) &&
 	    io->drv_u64[0] == RBD_STAGE_OP) {
 		io->drv_u64[0] = RBD_STAGE_FUA_FLUSH;
-		rbd_queue(d, io);
-		return;
+		res = rbd_queue(d, io);
+		if (res == 0)
+			return;
 	}
 	if (res < 0 && log_ratelimit_ok(&rbd_err_rl))
 		log_msg(LOG_LVL_WARN, "rbd: %s: %s at %llu (%llu bytes): %s", d->label,
@@ -182,12 +210,7 @@ static void rbd_event(evutil_socket_t fd, short what, void *arg)
 		}
 	} while (got == RBD_POLL_BATCH);
 
-	pthread_mutex_lock(&d->mu);
-	failed = d->fail_head;
-	d->fail_head = NULL;
-	d->fail_tail = &d->fail_head;
-	pthread_mutex_unlock(&d->mu);
-	while (failed) {
+	for (failed = rbd_take(&d->failed); failed;) {
 		struct vd_io *next = rbd_next(failed);
 
 		rbd_finish(d, failed, (long)(int64_t)failed->drv_u64[1]);
@@ -199,8 +222,6 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 {
 	int r;
 
-	d->sub_tail = &d->sub_head;
-	d->fail_tail = &d->fail_head;
 	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (d->efd < 0)
 		return -errno;
@@ -211,8 +232,6 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST, rbd_event, d);
 	if (!d->ev || event_add(d->ev, NULL) < 0)
 		return -ENOMEM;
-	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cond, NULL);
 	r = pthread_create(&d->thread, NULL, rbd_submit_thread, d);
 	if (r)
 		return -r;
@@ -224,14 +243,10 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 void vrbd_io_stop(struct rbd_disk *d)
 {
 	if (d->thread_started) {
-		pthread_mutex_lock(&d->mu);
-		d->stop = true;
-		pthread_cond_signal(&d->cond);
-		pthread_mutex_unlock(&d->mu);
+		__atomic_store_n(&d->stop, true, __ATOMIC_SEQ_CST);
+		vd_futex_wake_sleeper(&d->sleeping);
 		pthread_join(d->thread, NULL);
 		d->thread_started = false;
-		pthread_cond_destroy(&d->cond);
-		pthread_mutex_destroy(&d->mu);
 	}
 	if (d->ev) {
 		event_free(d->ev);

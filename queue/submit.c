@@ -4,12 +4,11 @@
  * reap (and recycle) a slot before io_submit returns, so after the call
  * this thread touches only the slots the kernel did not take. */
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/futex.h"
 #include "common/log.h"
 #include "queue/queue-int.h"
 
@@ -159,11 +158,6 @@ static void tq_fail_slot(struct tqueue *q, struct tq_slot *s, long err,
 	tq_push_done(q, t);
 }
 
-static long tq_futex_wait(int *word, int val, const struct timespec *timeout)
-{
-	return syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, timeout, NULL, 0);
-}
-
 /* A sleeper starved of slots is woken by freed slots only; one out of
  * work, by work only: any other wake would find nothing to do. */
 void tq_wake_submitter(struct tqueue *q, bool for_slots)
@@ -173,10 +167,8 @@ void tq_wake_submitter(struct tqueue *q, bool for_slots)
 	if (__atomic_load_n(&q->starved, __ATOMIC_RELAXED) != for_slots &&
 	    !__atomic_load_n(&q->stop, __ATOMIC_RELAXED))
 		return;
-	if (__atomic_exchange_n(&q->sleeping, 0, __ATOMIC_SEQ_CST)) {
+	if (vd_futex_wake_sleeper(&q->sleeping))
 		__atomic_fetch_add(&q->sstats.wakeups, 1, __ATOMIC_RELAXED);
-		syscall(SYS_futex, &q->sleeping, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-	}
 }
 
 /* Has what this thread waits for arrived? */
@@ -220,7 +212,7 @@ static void tq_sleep(struct tqueue *q, bool starved, const struct timespec *time
 	__atomic_store_n(&q->starved, starved, __ATOMIC_RELAXED);
 	__atomic_store_n(&q->sleeping, 1, __ATOMIC_SEQ_CST);
 	if (!tq_work_arrived(q, starved))
-		tq_futex_wait(&q->sleeping, 1, timeout);
+		vd_futex_wait(&q->sleeping, 1, timeout);
 	__atomic_store_n(&q->sleeping, 0, __ATOMIC_RELAXED);
 }
 
