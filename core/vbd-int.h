@@ -75,6 +75,7 @@ struct vbd {
 
 	enum vbd_state state;
 	unsigned inflight;		/* handed to the driver, not yet done */
+	uint64_t work;			/* requests arrived + finished: the poll loop's clock */
 	unsigned held;			/* waiting for resume */
 	struct vbd_req *held_head, **held_tail;
 	/* Error policy: requests that failed and paused the disk, retried

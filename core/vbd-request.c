@@ -254,6 +254,7 @@ static void vbd_finish(struct vbd *vbd, struct vbd_req *req)
 	struct vbd_request *pub = &req->pub;
 
 	vbd->inflight--;
+	vbd->work++;
 	if (pub->err && vbd_error_pauses(vbd, req)) {
 		pub->err = 0;
 		if (vbd->inflight == 0 && vbd->waiters)
@@ -408,6 +409,7 @@ void vbd_request_submit(struct vbd_request *pub)
 	int r;
 
 	req->start_ns = vd_now_ns();
+	vbd->work++;
 	if (pub->recv_ns && pub->recv_ns <= req->start_ns)
 		lat_record(&vbd->c.recv_lat, (req->start_ns - pub->recv_ns) / 1000);
 	r = vbd_check(vbd, req);

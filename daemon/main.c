@@ -10,6 +10,7 @@
 
 #include "control/ctl.h"
 #include "common/log.h"
+#include "daemon/loop.h"
 #include "daemon/options.h"
 #include "daemon/sd-notify.h"
 #include "daemon/socket-activation.h"
@@ -375,7 +376,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	daemon_ready(&d);
-	event_base_dispatch(d.base);
+	daemon_loop(d.base, d.vbd, d.opt.poll_us);
 	if (d.stuck) {
 		ctl_server_free(d.ctl);		/* its socket goes; the rest stays */
 		_exit(1);

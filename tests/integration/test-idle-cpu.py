@@ -5,8 +5,12 @@ connects, finishes the handshake and stays connected and idle: over 5 s
 the daemon (utime + stime of all its threads, /proc/PID/stat) must use
 less than 1% of a core.  Then a burst of pipelined 4k reads and writes
 (QD32, 0.5 s), and from 1 s after its last reply the daemon must be back
-under 1% (measured over 3 s).  The same with --poll-us 50 when the daemon
-has that option (a polling mode must stop spinning when idle).  A thread
+under 1% (measured over 3 s).  The same with --poll-us 1000 (the
+longest window) when the daemon has that option: a polling mode must
+stop spinning when idle.  There a stream of one-at-a-time reads (QD1,
+1 s) comes after the burst; during it the main thread must poll (at
+least half a core: it does not sleep between requests), and once it
+ends the daemon must be idle again.  A thread
 that spins, or polls on a timer, fails it: the per-thread figures of the
 busiest threads, by name (vdiskd, vdiskd-submit, vdiskd-worker: checked),
 are printed with each check.
@@ -109,6 +113,14 @@ def case(ck, label, args):
     ck.check("%s: idle with a client connected, %.2f%% of a core over %.0f s (< %.0f%%)"
              % (label, u * 100, IDLE_S, LIMIT * 100), u < LIMIT, note)
     n = burst(c)
+    if "--poll-us" in args:
+        t0 = ticks("/proc/%d/task/%d/stat" % (pid, pid))
+        w0 = time.monotonic()
+        n += burst(c, seconds=1.0, qd=1)
+        t1 = ticks("/proc/%d/task/%d/stat" % (pid, pid))
+        main_u = (t1 - t0) / CLK_TCK / (time.monotonic() - w0)
+        ck.check("%s: the main thread polls between QD1 requests, %.0f%% of a core (>= 50%%)"
+                 % (label, main_u * 100), main_u >= 0.5)
     time.sleep(1.0)
     u, note = usage(pid, AFTER_BURST_S)
     ck.check("%s: idle again 1 s after a burst of %d requests, %.2f%% of a core over %.0f s"
@@ -144,8 +156,8 @@ def main():
     try:
         configs = [("raw file", [img]), ("-d ram", ["-d", "ram", "64M"])]
         if poll:
-            configs += [("raw file --poll-us 50", ["--poll-us", "50", img]),
-                        ("-d ram --poll-us 50", ["--poll-us", "50", "-d", "ram", "64M"])]
+            configs += [("raw file --poll-us 1000", ["--poll-us", "1000", img]),
+                        ("-d ram --poll-us 1000", ["--poll-us", "1000", "-d", "ram", "64M"])]
         for label, args in configs:
             ck.run(label + ": every step ran", case, ck, label, args)
         if not poll:
