@@ -173,6 +173,7 @@ enum vbd_cache vbd_cache(const struct vbd *vbd)
 enum vbd_state vbd_state(const struct vbd *vbd) { return vbd->state; }
 
 uint64_t vbd_work(const struct vbd *vbd) { return vbd->work; }
+unsigned vbd_inflight(const struct vbd *vbd) { return vbd->inflight; }
 
 const char *vbd_pause_reason(const struct vbd *vbd)
 {

@@ -189,6 +189,8 @@ enum vbd_state vbd_state(const struct vbd *vbd);
 /* Bumped when a request arrives and when it finishes: a loop that polls
  * tells "something happened" by it changing. */
 uint64_t vbd_work(const struct vbd *vbd);
+/* Requests handed to the driver and not yet finished. */
+unsigned vbd_inflight(const struct vbd *vbd);
 const char *vbd_state_name(enum vbd_state s);
 
 /* A request with a buffer of at least buflen bytes (0 for none).  From a
