@@ -389,6 +389,13 @@ def machine_line(info, a):
         "; servers on CPUs " + a.server_cpus if getattr(a, "server_cpus", None) else "")
 
 
+def machine_md(info, a):
+    """The --markdown header's machine sentence (without its full stop)."""
+    return "Machine: %d CPUs (%s), Linux %s, %d MiB RAM, %s%s" % (
+        info["nproc"], info["cpu"], info["kernel"], info["mem_mib"], info["idle"],
+        ", servers on CPUs " + a.server_cpus if getattr(a, "server_cpus", None) else "")
+
+
 def print_table(head, body, nleft):
     """head and body (rows of strings) in aligned columns, the first nleft
     left-aligned."""
