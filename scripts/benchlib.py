@@ -10,6 +10,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -83,6 +84,27 @@ def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def steal_seconds():
+    """CPU seconds the hypervisor took from this machine's vCPUs (the
+    steal field of /proc/stat), all CPUs together.  A round during which
+    the host ran something else measures the host, not the server."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / CLK_TCK if len(fields) > 8 else 0.0
+
+
+def steal_line(results):
+    """One line on the host's steal over every fio run in results (the
+    dicts median_of returns), or None when the kernel reports none."""
+    v = sorted(x for r in results.values() for x in r.get("steal_rounds", ()))
+    if not v or v[-1] < 0.005:
+        return None
+    busy = sum(1 for x in v if x >= 0.1)
+    return ("host steal: median %.2f, max %.2f CPUs over %d fio runs; %d with >= 0.1 "
+            "(the host ran something else on these vCPUs: such rounds measure the host)"
+            % (statistics.median(v), v[-1], len(v), busy))
 
 
 def wait_socket(path, proc, timeout=15):
@@ -325,16 +347,20 @@ def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=
             prog="bench", extra=()):
     """One fio run; returns parse_fio's dict, plus with cpu_pid the
     server's cores (CPU seconds per second) and ios_per_cpu_s over the
-    measured window."""
+    measured window; steal: the host's stolen CPU-s per second over the
+    run."""
     argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls, extra)
     win = CpuWindow(cpu_pid, ramp, seconds) if cpu_pid and seconds else None
     c0 = cpu_seconds(cpu_pid) if cpu_pid else None
+    s0, t0 = steal_seconds(), time.monotonic()
     out = subprocess.run(argv, capture_output=True, text=True, env=env)
+    steal = (steal_seconds() - s0) / max(time.monotonic() - t0, 0.001)
     if win:
         win.stop.set()
     if out.returncode != 0:
         die("fio failed: %s\n%s" % (" ".join(argv), out.stderr), prog)
     r = parse_fio(out.stdout, test)
+    r["steal"] = steal
     if cpu_pid:
         cores = win.result() if win else None
         if cores is None:
