@@ -69,6 +69,7 @@ void tq_options_default(struct tq_options *o)
 	o->depth = 128;
 	o->max_merge_iov = 64;
 	o->max_merge_bytes = 1024 * 1024;
+	o->submit_batch = TQ_SUBMIT_BATCH;
 }
 
 void tq_notify_main(struct tqueue *q)
@@ -102,7 +103,7 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	struct tqueue *q;
 	int r;
 
-	if (o->depth == 0 || o->depth > 65536)
+	if (o->depth == 0 || o->depth > 65536 || o->submit_batch > TQ_SUBMIT_BATCH_MAX)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -117,6 +118,7 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	if (o->no_merge)
 		q->lim.max_iov = 0;
 	q->poll_ns = (uint64_t)o->poll_us * 1000;
+	q->submit_batch = o->submit_batch ? o->submit_batch : TQ_SUBMIT_BATCH;
 	tq_list_init(&q->waiting);
 	tq_list_init(&q->work);
 	tq_list_init(&q->done);

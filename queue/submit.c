@@ -13,7 +13,6 @@
 #include "queue/queue-int.h"
 
 enum {
-	TQ_BATCH_MAX = 64,		/* iocbs per io_submit call */
 	TQ_POLL_WINDOW_NS = 1000000,	/* spin only within 1 ms of work */
 };
 
@@ -85,7 +84,7 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 	unsigned taken = 0, merged = 0;
 	int n = 0;
 
-	while (q->waiting.head && n < TQ_BATCH_MAX) {
+	while (q->waiting.head && n < (int)q->submit_batch) {
 		struct tiocb *t = q->waiting.head;
 
 		if (tq_for_worker(q, t)) {
@@ -274,7 +273,7 @@ static bool tq_submit_batch(struct tqueue *q, struct iocb **batch, int n)
 void *tq_submit_main(void *arg)
 {
 	struct tqueue *q = arg;
-	struct iocb *batch[TQ_BATCH_MAX];
+	struct iocb *batch[TQ_SUBMIT_BATCH_MAX];
 	const struct timespec backoff = { 0, 1000000 };	/* 1 ms, or a freed slot */
 
 	while (!__atomic_load_n(&q->stop, __ATOMIC_ACQUIRE)) {

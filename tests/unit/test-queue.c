@@ -636,6 +636,68 @@ static double merge_ratio(bool wait_each, uint64_t region)
 	return s.iocbs_submitted ? (double)N / (double)s.iocbs_submitted : 0;
 }
 
+/* ---- io_submit call size ---- */
+
+/* 64 scattered 4 KiB reads in one kick: no io_submit call may carry more
+ * than the queue's submit_batch iocbs (the kernel would hold them all back
+ * until the call returns), and every read brings the file's data. */
+static void submit_batch_phase(unsigned batch)
+{
+	enum { N = 64 };
+	const uint64_t region = 24u << 20;
+	struct tq_options o;
+	struct tq_stats s;
+	struct seqw *w = calloc(N, sizeof(*w));
+	uint8_t *buf = aligned_alloc(BLK, (size_t)N * BLK);
+	unsigned bad = 0;
+
+	REQUIRE(w && buf);
+	tq_options_default(&o);
+	if (batch)
+		o.submit_batch = batch;
+	REQUIRE(tq_create(base, &o, &q) == 0);
+	alarm(60);
+	seq_left = N;
+	for (unsigned j = 0; j < N; j++) {
+		/* Every other block: nothing to coalesce. */
+		tiocb_prep_read(&w[j].t, fd_rw, buf + (size_t)j * BLK, BLK,
+				region + (uint64_t)j * 2 * BLK, seq_done, &w[j]);
+		tq_queue(q, &w[j].t);
+	}
+	tq_kick(q);
+	while (seq_left)
+		loop_once(true);
+	alarm(0);
+	tq_get_stats(q, &s);
+	tq_destroy(q);
+	q = NULL;
+
+	for (unsigned j = 0; j < N; j++)
+		bad += !w[j].done || w[j].res != (long)BLK ||
+		       memcmp(buf + (size_t)j * BLK, model + region + (uint64_t)j * 2 * BLK, BLK);
+	batch = batch ? batch : TQ_SUBMIT_BATCH;
+	printf("submit batch %u: %d scattered reads in one kick took %" PRIu64 " io_submit "
+	       "calls (at least %u)\n", batch, N, s.io_submit_calls, (N + batch - 1) / batch);
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(s.iocbs_submitted, N);
+	CHECK_EQ(s.merged, 0);
+	CHECK(s.io_submit_calls >= (N + batch - 1) / batch);
+	CHECK(s.io_submit_calls <= N);
+	free(w);
+	free(buf);
+}
+
+static void submit_batch_bad(void)
+{
+	struct tq_options o;
+	struct tqueue *bq = NULL;
+
+	tq_options_default(&o);
+	o.submit_batch = TQ_SUBMIT_BATCH_MAX + 1;
+	CHECK_EQ(tq_create(base, &o, &bq), -EINVAL);
+	CHECK(bq == NULL);
+}
+
 /* ---- tq_destroy with requests queued ---- */
 
 static void destroy_phase(void)
@@ -776,6 +838,11 @@ int main(void)
 	       "per iocb\n", r2);
 	CHECK(r1 >= 2.0);
 	CHECK(r2 >= 2.0);
+
+	submit_batch_phase(0);
+	submit_batch_phase(1);
+	submit_batch_phase(TQ_SUBMIT_BATCH_MAX);
+	submit_batch_bad();
 
 	destroy_phase();
 	check_file();
