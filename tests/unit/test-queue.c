@@ -588,6 +588,18 @@ static void seq_done(struct tiocb *t, long res)
 	seq_left--;
 }
 
+/* Waits for every seq request, then takes the queue's statistics and
+ * destroys it. */
+static void seq_finish(struct tq_stats *s)
+{
+	while (seq_left)
+		loop_once(true);
+	alarm(0);
+	tq_get_stats(q, s);
+	tq_destroy(q);
+	q = NULL;
+}
+
 /* 4096 sequential 4 KiB writes, batches of 32 (one kick each).  With
  * wait_each the next batch is queued only when the last one is done (a
  * client with 32 requests in flight); else batches pile up. */
@@ -618,12 +630,7 @@ static double merge_ratio(bool wait_each, uint64_t region)
 		else
 			loop_once(false);
 	}
-	while (seq_left)
-		loop_once(true);
-	alarm(0);
-	tq_get_stats(q, &s);
-	tq_destroy(q);
-	q = NULL;
+	seq_finish(&s);
 
 	unsigned bad = 0;
 	for (unsigned j = 0; j < N; j++)
@@ -665,12 +672,7 @@ static void submit_batch_phase(unsigned batch)
 		tq_queue(q, &w[j].t);
 	}
 	tq_kick(q);
-	while (seq_left)
-		loop_once(true);
-	alarm(0);
-	tq_get_stats(q, &s);
-	tq_destroy(q);
-	q = NULL;
+	seq_finish(&s);
 
 	for (unsigned j = 0; j < N; j++)
 		bad += !w[j].done || w[j].res != (long)BLK ||
