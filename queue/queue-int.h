@@ -51,7 +51,6 @@ struct tqueue {
 	struct tq_slot *slots;
 	struct io_event *events;	/* reaping scratch, opt.depth entries */
 	uint64_t poll_ns;		/* opt.poll_us: spin this long before sleeping */
-	unsigned submit_batch;		/* opt.submit_batch: iocbs per io_submit */
 
 	/* Main thread only. */
 	struct tiocb *staged;		/* queued, not yet kicked: newest first */

@@ -118,7 +118,8 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	if (o->no_merge)
 		q->lim.max_iov = 0;
 	q->poll_ns = (uint64_t)o->poll_us * 1000;
-	q->submit_batch = o->submit_batch ? o->submit_batch : TQ_SUBMIT_BATCH;
+	if (!q->opt.submit_batch)
+		q->opt.submit_batch = TQ_SUBMIT_BATCH;
 	tq_list_init(&q->waiting);
 	tq_list_init(&q->work);
 	tq_list_init(&q->done);

@@ -84,7 +84,7 @@ static int tq_build_batch(struct tqueue *q, struct iocb **batch)
 	unsigned taken = 0, merged = 0;
 	int n = 0;
 
-	while (q->waiting.head && n < (int)q->submit_batch) {
+	while (q->waiting.head && n < (int)q->opt.submit_batch) {
 		struct tiocb *t = q->waiting.head;
 
 		if (tq_for_worker(q, t)) {
