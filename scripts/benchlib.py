@@ -425,18 +425,23 @@ def cpu_idle():
     return "cpuidle " + drv
 
 
+def server_cpus_note(a, sep):
+    """sep + "servers on CPUs LIST" under --server-cpus, else nothing."""
+    cpus = getattr(a, "server_cpus", None)
+    return sep + "servers on CPUs " + cpus if cpus else ""
+
+
 def machine_line(info, a):
     """The text output's first line: what on the machine moves the figures."""
     return "machine: %d CPUs, Linux %s, %s%s" % (
-        info["nproc"], info["kernel"], info["idle"],
-        "; servers on CPUs " + a.server_cpus if getattr(a, "server_cpus", None) else "")
+        info["nproc"], info["kernel"], info["idle"], server_cpus_note(a, "; "))
 
 
 def machine_md(info, a):
     """The --markdown header's machine sentence (without its full stop)."""
     return "Machine: %d CPUs (%s), Linux %s, %d MiB RAM, %s%s" % (
         info["nproc"], info["cpu"], info["kernel"], info["mem_mib"], info["idle"],
-        ", servers on CPUs " + a.server_cpus if getattr(a, "server_cpus", None) else "")
+        server_cpus_note(a, ", "))
 
 
 def print_table(head, body, nleft):
