@@ -49,8 +49,9 @@ struct rbd_disk {
 	uint64_t features;
 	struct tqueue *q;		/* the worker runs block status, snapshots */
 
-	/* Completions: librbd bumps efd; ev reads it on the main loop. */
+	/* Completions: librbd bumps efd; ev collects them on the main loop. */
 	int efd;
+	bool efd_edge;		/* registered edge-triggered: never read */
 	struct event *ev;
 	unsigned inflight;		/* main thread: aio handed to the submit thread */
 

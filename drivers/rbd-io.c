@@ -197,7 +197,7 @@ static void rbd_event(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 	int got;
 
-	if (read(d->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+	if (!d->efd_edge && read(d->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
 		log_errno(LOG_LVL_ERR, errno, "rbd: %s: eventfd", d->label);
 	do {
 		got = rbd_poll_io_events(d->image, comps, RBD_POLL_BATCH);
@@ -229,7 +229,12 @@ int vrbd_io_start(struct rbd_disk *d, struct event_base *base)
 	r = rbd_set_image_notification(d->image, d->efd, EVENT_TYPE_EVENTFD);
 	if (r < 0)
 		return r;
-	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST, rbd_event, d);
+	/* Edge-triggered, as the queue's: epoll reports every write librbd
+	 * makes (one per completion), and rbd_poll_io_events drains them, so
+	 * the counter need never be read: one read(2) per wake saved. */
+	d->efd_edge = event_base_get_features(base) & EV_FEATURE_ET;
+	d->ev = event_new(base, d->efd, EV_READ | EV_PERSIST | (d->efd_edge ? EV_ET : 0),
+			  rbd_event, d);
 	if (!d->ev || event_add(d->ev, NULL) < 0)
 		return -ENOMEM;
 	r = pthread_create(&d->thread, NULL, rbd_submit_thread, d);
