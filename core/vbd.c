@@ -120,6 +120,15 @@ int vbd_reopen(struct vbd *vbd, const char *image, bool allow_resize)
 	return vbd_reopen_driver(vbd, image, NULL, allow_resize);
 }
 
+/* After a failed reopen: the old image is kept, and locked again unless
+ * someone took it meanwhile (it is served anyway: it was ours). */
+static void vbd_relock(struct vbd *vbd)
+{
+	if (vd_image_lock(vbd->img, true) < 0)
+		log_msg(LOG_LVL_WARN, "%s: serving %s without its file locks", vbd->name,
+			vbd->image);
+}
+
 int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
 		      bool allow_resize)
 {
@@ -135,10 +144,14 @@ int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
 		return -ENOMEM;
 	if (!driver && vbd->driver_forced)
 		driver = vbd_driver_name(vbd);
+	/* The new image may be the old one's file (or, after a snapshot, have
+	 * it as its parent): our own locks would refuse it. */
+	vd_image_lock(vbd->img, false);
 	r = vd_image_open(path, driver,
 			  &vbd->open_opts, &vbd->env, &img);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "reopen %s failed, keeping %s", path, vbd->image);
+		vbd_relock(vbd);
 		free(path);
 		return r;
 	}
@@ -148,6 +161,7 @@ int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
 			"with clients connected", path,
 			(unsigned long long)vbd->info.size, (unsigned long long)size);
 		vd_image_close(img);
+		vbd_relock(vbd);
 		free(path);
 		return -EBUSY;
 	}

@@ -196,6 +196,11 @@ struct vd_driver {
 	int (*trim)(void *priv, struct vd_io *io);		/* optional */
 	int (*write_zeroes)(void *priv, struct vd_io *io);	/* optional */
 	int (*block_status)(void *priv, struct vd_io *io);	/* optional */
+	/* Optional: drop (on false) or take again the image's locks against
+	 * other processes (drivers/file-lock.h), for the images it uses too.
+	 * A reopen drops the old image's before it opens the new one, which
+	 * may be the same file.  Returns 0 or a negative errno. */
+	int (*lock)(void *priv, bool on);
 	/* Optional: the backing image this one reads through (a VHD's parent). */
 	struct vd_image *(*backing)(void *priv);
 	/* Optional, main thread, must not block: driver-specific facts for
@@ -233,6 +238,8 @@ const struct vd_driver *vd_image_driver(const struct vd_image *img);
 const char *vd_image_path(const struct vd_image *img);
 /* The image it reads through (a differencing VHD's parent), or NULL. */
 struct vd_image *vd_image_backing(const struct vd_image *img);
+/* The driver's lock op (0 when it has none, or img is NULL). */
+int vd_image_lock(struct vd_image *img, bool on);
 
 /* Sends io (op and its fields filled, complete set) to the image's
  * driver.  Returns as a driver op does (rule 1): an op the driver lacks

@@ -88,6 +88,11 @@ struct vd_image *vd_image_backing(const struct vd_image *img)
 	return img->drv->backing ? img->drv->backing(img->priv) : NULL;
 }
 
+int vd_image_lock(struct vd_image *img, bool on)
+{
+	return img && img->drv->lock ? img->drv->lock(img->priv, on) : 0;
+}
+
 int vd_image_submit(struct vd_image *img, struct vd_io *io)
 {
 	const struct vd_driver *d = img->drv;

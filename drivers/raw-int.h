@@ -33,6 +33,7 @@ struct raw {
 	char *path;
 	bool is_dev;
 	bool direct;
+	bool writable;		/* opened read-write: the writer's file locks */
 	uint32_t align;		/* offsets and lengths served without RMW */
 	uint32_t mem_align;	/* bounce buffers */
 	uint32_t buf_align;	/* callers' buffers served without a bounce */

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "drivers/file-lock.h"
 #include "drivers/raw-int.h"
 #include "queue/queue.h"
 
@@ -238,6 +239,11 @@ static int raw_open(const char *image, const struct vd_open_opts *opts,
 		err = -EINVAL;
 		goto err;
 	}
+	/* Before anything touches the image: a second writer refuses here. */
+	r->writable = !opts->read_only;
+	err = vd_file_lock(r->fd, r->writable, image);
+	if (err)
+		goto err;
 	fl = fcntl(r->fd, F_GETFL);
 	if (fl < 0 || fcntl(r->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		err = -errno;
@@ -296,10 +302,25 @@ static void raw_close(void *priv)
 	free(r);
 }
 
+/* Drops the image's file locks, or takes them again (a reopen opens the
+ * new image while this one is still open, and the two would refuse each
+ * other). */
+static int raw_lock(void *priv, bool on)
+{
+	struct raw *r = priv;
+
+	if (!on) {
+		vd_file_unlock(r->fd);
+		return 0;
+	}
+	return vd_file_lock(r->fd, r->writable, r->path);
+}
+
 const struct vd_driver vd_raw_driver = {
 	.name = "raw",
 	.open = raw_open,
 	.close = raw_close,
+	.lock = raw_lock,
 	.read = raw_read,
 	.write = raw_write,
 	.flush = raw_flush,

@@ -344,6 +344,17 @@ static struct vd_image *vhd_backing(void *priv)
 	return ((struct vhd *)priv)->parent;
 }
 
+/* The data file (through which this image is locked) and the chain. */
+static int vhd_lock(void *priv, bool on)
+{
+	struct vhd *v = priv;
+	int r = vd_image_lock(v->file, on);
+
+	if (r == 0 && (r = vd_image_lock(v->parent, on)) < 0)
+		vd_image_lock(v->file, false);
+	return r;
+}
+
 const struct vd_driver vd_vhd_driver = {
 	.name = "vhd",
 	.detect = vhd_detect,
@@ -356,4 +367,5 @@ const struct vd_driver vd_vhd_driver = {
 	.write_zeroes = vhd_write_zeroes,
 	.block_status = vhd_block_status,
 	.backing = vhd_backing,
+	.lock = vhd_lock,
 };

@@ -15,7 +15,9 @@ PY=/usr/bin/python3
 $PY -c 'import nbd' 2>/dev/null || skip "python3 nbd module (python3-libnbd) missing"
 
 serve_compare() {	# IMAGE: vdiskd serves it; qemu-img compare says identical
-	vd_start "$1" || return 1
+	# Read-only: qemu-img opens the file too, and the image locks let
+	# readers share it, not a reader and a writer.
+	vd_start --read-only "$1" || return 1
 	qemu-img compare -q -f vpc -F raw "$1" "$VD_URI"
 	local rc=$?
 	vd_stop
