@@ -22,7 +22,9 @@
 #include <jansson.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/size.h"
+#include "drivers/file-lock.h"
 #include "drivers/vhd-create.h"
 #include "drivers/vhd-format.h"
 #include "drivers/vhd-probe.h"
@@ -323,6 +325,14 @@ static int repair_footers(const char *path, struct img *im)
 
 	if (fd < 0)
 		return -errno;
+	/* A served image's footer moves as it grows: rewriting (and cutting)
+	 * the file under its daemon would lose blocks.  Refused, as a
+	 * second writer is (drivers/file-lock.c). */
+	err = vd_file_lock(fd, true, path);
+	if (err) {
+		close(fd);
+		return err;
+	}
 	for (uint32_t i = 0; im->bat && i < im->m.bat_entries; i++) {
 		uint64_t be;
 
@@ -506,6 +516,7 @@ int main(int argc, char **argv)
 {
 	const char *cmd;
 
+	log_set_ident("vdisk-img");	/* what the drivers' code says (file locks) */
 	if (argc < 2)
 		return usage(NULL);
 	cmd = argv[1];

@@ -15,7 +15,7 @@ qemu-nbd or qemu on the same file refuse, and the other way round:
   - reopen (paused) keeps the lock, also when it fails;
   - after a live snapshot the old leaf is a parent: locked read-only, so
     a writer is refused there and a reader is let in; the new leaf is
-    locked for writing.
+    locked for writing, and vdisk-img check --repair refuses it.
 """
 
 import os
@@ -195,6 +195,18 @@ try:
         rc, err = second(leaf)
         t.check("the new leaf refuses a second writer", rc == 1 and "is in use" in err,
                 "rc %s: %s" % (rc, err))
+        # vdisk-img check --repair rewrites footers and cuts the file:
+        # never under a daemon.
+        with open(leaf, "r+b") as f:
+            f.seek(8)
+            f.write(b"XXXX")    # the footer copy at 0 now differs
+        size = os.path.getsize(leaf)
+        p = subprocess.run([VDISK_IMG, "check", "--repair", leaf], capture_output=True,
+                           text=True, timeout=30)
+        t.check("vdisk-img check --repair refuses the served leaf",
+                p.returncode == 1 and "repair failed" in p.stdout and "is in use" in p.stderr,
+                p.stdout + p.stderr)
+        t.check("... and leaves the file as it was", os.path.getsize(leaf) == size)
         d.stop()
     else:
         t.check("vdisk-img built next to vdiskd (%s)" % VDISK_IMG, False)
