@@ -86,6 +86,22 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def thread_cpu_seconds(pid):
+    """{thread name: utime + stime in seconds} of a process's live
+    threads; threads that share a name are summed."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+                name = f.read().strip()
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue    # exited meanwhile
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def steal_seconds():
     """CPU seconds the hypervisor took from this machine's vCPUs (the
     steal field of /proc/stat), all CPUs together.  A round during which
@@ -339,6 +355,7 @@ class CpuWindow:
     def __init__(self, pid, ramp, seconds):
         self.pid, self.ramp, self.seconds = pid, ramp, seconds
         self.cores = None
+        self.threads = None     # {thread name: cores}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -347,13 +364,16 @@ class CpuWindow:
         if self.stop.wait(self.ramp + 0.1):
             return
         try:
+            th0 = thread_cpu_seconds(self.pid)
             c0, t0 = cpu_seconds(self.pid), time.monotonic()
             if self.stop.wait(max(self.seconds - 0.3, 0.2)):
                 return
             c1, t1 = cpu_seconds(self.pid), time.monotonic()
+            th1 = thread_cpu_seconds(self.pid)
         except OSError:
             return
         self.cores = (c1 - c0) / (t1 - t0)
+        self.threads = {n: (v - th0.get(n, 0)) / (t1 - t0) for n, v in th1.items()}
 
     def result(self):
         self.thread.join()
@@ -385,6 +405,7 @@ def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=
             cores = (cpu_seconds(cpu_pid) - c0) / ((seconds or 1) + ramp)
         r["cores"] = cores
         r["ios_per_cpu_s"] = r["iops"] / cores if cores > 0 else None
+        r["thread_cores"] = win.threads if win else None
     return r
 
 
