@@ -21,12 +21,30 @@
 #include "drivers/file-lock.h"
 
 enum {
-	LOCK_PERM_BASE = 100,
-	LOCK_SHARED_BASE = 200,
+	LOCK_PERM_BASE = 100,	/* + b: b is held */
+	LOCK_SHARED_BASE = 200,	/* + b: b is not shared */
+	LOCK_END = 300,
 	PERM_READ = 0,		/* BLK_PERM_CONSISTENT_READ */
 	PERM_WRITE = 1,
 	PERM_RESIZE = 3,
 };
+
+/* One byte we lock, and what it means when another process has locked
+ * its counterpart (200 + b for a held b, 100 + b for an unshared one). */
+struct lock_perm {
+	int perm;
+	bool held;		/* else: not shared */
+	bool writer_only;
+	const char *conflict;
+};
+
+static const struct lock_perm lock_perms[] = {
+	{ PERM_READ, true, false, "another process does not let others read it" },
+	{ PERM_WRITE, true, true, "another process does not let others write to it" },
+	{ PERM_WRITE, false, false, "another process is writing to it" },
+	{ PERM_RESIZE, false, false, "another process may resize it" },
+};
+enum { LOCK_NPERMS = sizeof(lock_perms) / sizeof(lock_perms[0]) };
 
 static int lock_byte(int fd, short type, int cmd, off_t off, short *found)
 {
@@ -50,7 +68,7 @@ void vd_file_unlock(int fd)
 		.l_type = F_UNLCK,
 		.l_whence = SEEK_SET,
 		.l_start = LOCK_PERM_BASE,
-		.l_len = LOCK_SHARED_BASE + 100 - LOCK_PERM_BASE,
+		.l_len = LOCK_END - LOCK_PERM_BASE,
 	};
 
 	fcntl(fd, F_OFD_SETLK, &fl);
@@ -61,49 +79,32 @@ static bool lock_unsupported(int err)
 	return err == -EINVAL || err == -ENOLCK || err == -EOPNOTSUPP || err == -ENOSYS;
 }
 
-/* Someone else has a lock on byte off? */
-static int lock_taken(int fd, off_t off, bool *taken)
-{
-	short type = F_UNLCK;
-	int r = lock_byte(fd, F_WRLCK, F_OFD_GETLK, off, &type);
-
-	*taken = r == 0 && type != F_UNLCK;
-	return r;
-}
-
 int vd_file_lock(int fd, bool write, const char *path)
 {
-	/* What we hold, and what we do not let others have. */
-	const int held[] = { PERM_READ, PERM_WRITE }, unshared[] = { PERM_WRITE, PERM_RESIZE };
-	const int nheld = write ? 2 : 1;
 	const char *why = NULL;
-	bool taken;
 	int r;
 
-	for (int i = 0; i < nheld; i++) {
-		r = lock_byte(fd, F_RDLCK, F_OFD_SETLK, LOCK_PERM_BASE + held[i], NULL);
-		if (r < 0)
+	for (int i = 0; i < LOCK_NPERMS; i++) {
+		const struct lock_perm *p = &lock_perms[i];
+		off_t off = (p->held ? LOCK_PERM_BASE : LOCK_SHARED_BASE) + p->perm;
+
+		if (p->writer_only && !write)
+			continue;
+		if ((r = lock_byte(fd, F_RDLCK, F_OFD_SETLK, off, NULL)) < 0)
 			goto failed;
 	}
-	for (int i = 0; i < 2; i++) {
-		r = lock_byte(fd, F_RDLCK, F_OFD_SETLK, LOCK_SHARED_BASE + unshared[i], NULL);
-		if (r < 0)
+	/* Only now look at the others (see the top). */
+	for (int i = 0; i < LOCK_NPERMS && !why; i++) {
+		const struct lock_perm *p = &lock_perms[i];
+		off_t off = (p->held ? LOCK_SHARED_BASE : LOCK_PERM_BASE) + p->perm;
+		short type = F_UNLCK;
+
+		if (p->writer_only && !write)
+			continue;
+		if ((r = lock_byte(fd, F_WRLCK, F_OFD_GETLK, off, &type)) < 0)
 			goto failed;
-	}
-	for (int i = 0; i < nheld && !why; i++) {
-		if ((r = lock_taken(fd, LOCK_SHARED_BASE + held[i], &taken)) < 0)
-			goto failed;
-		if (taken)
-			why = held[i] == PERM_WRITE ?
-			      "another process does not let others write to it" :
-			      "another process does not let others read it";
-	}
-	for (int i = 0; i < 2 && !why; i++) {
-		if ((r = lock_taken(fd, LOCK_PERM_BASE + unshared[i], &taken)) < 0)
-			goto failed;
-		if (taken)
-			why = unshared[i] == PERM_WRITE ? "another process is writing to it" :
-							  "another process may resize it";
+		if (type != F_UNLCK)
+			why = p->conflict;
 	}
 	if (why) {
 		vd_file_unlock(fd);

@@ -78,12 +78,17 @@ def parse_size(s):
     return int(s)
 
 
+def stat_cpu_seconds(path):
+    """utime + stime, in seconds, from a /proc .../stat file."""
+    with open(path) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def cpu_seconds(pid):
     """utime + stime of a process, in seconds.  The thread-group leader's
     /proc/PID/stat sums every thread, live and exited."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return stat_cpu_seconds("/proc/%d/stat" % pid)
 
 
 def thread_cpu_seconds(pid):
@@ -91,14 +96,13 @@ def thread_cpu_seconds(pid):
     threads; threads that share a name are summed."""
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
+        task = "/proc/%d/task/%s/" % (pid, tid)
         try:
-            with open("/proc/%d/task/%s/comm" % (pid, tid)) as f:
+            with open(task + "comm") as f:
                 name = f.read().strip()
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0) + stat_cpu_seconds(task + "stat")
         except OSError:
             continue    # exited meanwhile
-        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
     return out
 
 

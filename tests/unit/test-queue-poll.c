@@ -292,7 +292,7 @@ int main(void)
 	const char *tmp = getenv("TESTS_TMP"), *why = NULL;
 	char file[4200];
 	struct stat st;
-	int fd, ret;
+	int fd, ret = SKIP;
 
 	signal(SIGALRM, on_alarm);
 	alarm(60);
@@ -308,26 +308,19 @@ int main(void)
 		REQUIRE(posix_memalign(&reads[i].buf, BLK, BLK) == 0);
 
 	fd = loop_attach(file, &why);
-	if (fd < 0)
-		goto skip;
-	REQUIRE(fstat(fd, &st) == 0);
-	why = cgroup_throttle(st.st_rdev);
+	if (fd >= 0) {
+		REQUIRE(fstat(fd, &st) == 0);
+		why = cgroup_throttle(st.st_rdev);
+	}
 	if (why)
-		goto skip;
-	ret = run(fd);
-	cgroup_leave();
-	close(fd);
-	unlink(file);
-	for (unsigned i = 0; i < NREAD; i++)
-		free(reads[i].buf);
-	return ret == SKIP ? SKIP : test_done(NAME);
-skip:
-	fprintf(stderr, NAME ": skipped: %s\n", why);
+		fprintf(stderr, NAME ": skipped: %s\n", why);
+	else
+		ret = run(fd);
 	cgroup_leave();
 	if (fd >= 0)
 		close(fd);
 	unlink(file);
 	for (unsigned i = 0; i < NREAD; i++)
 		free(reads[i].buf);
-	return SKIP;
+	return ret == SKIP ? SKIP : test_done(NAME);
 }
