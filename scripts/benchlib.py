@@ -295,6 +295,74 @@ class Setup:
                     ramp=0, tls=self.client_tls(srv.name))
 
 
+# librbd's cache for fio-rbd in each cache mode, in a [client] section of
+# its own configuration file (fio's rbd engine sets no option itself):
+# none as qemu and vdiskd set it; writeback as vdiskd --cache writeback
+# sets it, so "x fio-rbd" is librbd with and without vdiskd and NBD in
+# between.  qemu-nbd --cache=writeback sets rbd_cache=true alone.
+RBD_FIO_CACHE = {
+    "none": ["rbd cache = false"],
+    "writeback": ["rbd cache = true", "rbd cache policy = writearound",
+                  "rbd cache writethrough until flush = false"],
+}
+
+
+class RbdCluster:
+    """A throw-away one-node cluster (tests/lib/ceph-cluster.sh, memstore)
+    under workdir, with the image rbd/bench of size bytes written once
+    (reads of unwritten objects would cost the OSD nothing), and a
+    ceph.conf for fio-rbd per cache mode.  Sets CEPH_CONF for the tools."""
+
+    image = "rbd/bench"
+
+    def __init__(self, workdir, caches, size, prog="bench"):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.script = os.path.join(here, "..", "tests", "lib", "ceph-cluster.sh")
+        self.dir = os.path.join(workdir, "ceph")
+        self.ceph_conf = os.path.join(self.dir, "ceph.conf")
+        self.caches, self.size, self.prog = caches, size, prog
+        self.started = False
+
+    def start(self):
+        if subprocess.run([self.script, "start", self.dir]).returncode != 0:
+            die("the ceph cluster did not start", self.prog)
+        self.started = True
+        os.environ["CEPH_CONF"] = self.ceph_conf
+        with open(self.ceph_conf) as f:
+            base = f.read()
+        for c in self.caches:
+            with open(self.fio_conf(c), "w") as f:
+                f.write(base + "\n[client]\n" + "\n".join(RBD_FIO_CACHE[c]) + "\n")
+        pool, name = self.image.split("/")
+        subprocess.run(["rbd", "create", "--size", "%dM" % (self.size >> 20), self.image],
+                       check=True)
+        print("%s: filling %s (%d MiB)" % (self.prog, self.image, self.size >> 20),
+              file=sys.stderr)
+        subprocess.run(["fio", "--name=fill", "--ioengine=rbd", "--clientname=admin",
+                        "--pool=" + pool, "--rbdname=" + name, "--rw=write", "--bs=4m",
+                        "--iodepth=8", "--size=%d" % self.size, "--refill_buffers"],
+                       check=True, capture_output=True)
+
+    def fio_conf(self, cache):
+        return os.path.join(self.dir, "fio-%s.conf" % cache)
+
+    def fio_target(self, cache):
+        """fio_argv's target for fio's own rbd engine in this cache mode."""
+        return ("rbd", self.image, self.fio_conf(cache))
+
+    def osd_pid(self):
+        try:
+            with open(os.path.join(self.dir, "run", "osd.0.pid")) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        if self.started:
+            subprocess.run([self.script, "stop", self.dir])
+            self.started = False
+
+
 def fio_argv(test, target, seconds, size, ramp=1, direct=True, tls=None, extra=()):
     """fio's command line for one run; target is ('nbd', socket),
     ('raw', file) or ('rbd', pool/image[, ceph.conf]); seconds None: once
@@ -351,33 +419,71 @@ def parse_fio(stdout, test):
             "lat_p99_us": p99 / 1000.0 if p99 else None}
 
 
+def proc_tree(pid):
+    """pid and its descendants (fio runs each job in a process of its own)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for tid in os.listdir("/proc/%d/task" % p):
+                with open("/proc/%d/task/%s/children" % (p, tid)) as f:
+                    todo += [int(x) for x in f.read().split()]
+        except OSError:
+            continue    # gone meanwhile
+    return out
+
+
+def tree_thread_seconds(pids):
+    """thread_cpu_seconds summed over processes, by thread name."""
+    out = {}
+    for p in pids:
+        try:
+            for name, v in thread_cpu_seconds(p).items():
+                out[name] = out.get(name, 0) + v
+        except OSError:
+            continue
+    return out
+
+
 class CpuWindow:
     """Samples a server's CPU seconds over fio's measured window: from
     ramp seconds after fio starts to ramp + seconds, so neither start-up
-    nor the ramp counts.  cores = CPU seconds per wall second."""
+    nor the ramp counts.  cores = CPU seconds per wall second.  watch:
+    {label: function returning PIDs}, other processes whose threads are
+    sampled at the same instants (scripts/profile: fio, ceph-osd)."""
 
-    def __init__(self, pid, ramp, seconds):
+    def __init__(self, pid, ramp, seconds, watch=None):
         self.pid, self.ramp, self.seconds = pid, ramp, seconds
+        self.watch = watch or {}
         self.cores = None
         self.threads = None     # {thread name: cores}
+        self.watched = {}       # {label: {thread name: cores}}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
+
+    def _sample(self):
+        return ({n: tree_thread_seconds(f()) for n, f in self.watch.items()},
+                thread_cpu_seconds(self.pid) if self.pid else {},
+                cpu_seconds(self.pid) if self.pid else 0, time.monotonic())
 
     def _run(self):
         if self.stop.wait(self.ramp + 0.1):
             return
         try:
-            th0 = thread_cpu_seconds(self.pid)
-            c0, t0 = cpu_seconds(self.pid), time.monotonic()
+            w0, th0, c0, t0 = self._sample()
             if self.stop.wait(max(self.seconds - 0.3, 0.2)):
                 return
-            c1, t1 = cpu_seconds(self.pid), time.monotonic()
-            th1 = thread_cpu_seconds(self.pid)
+            w1, th1, c1, t1 = self._sample()
         except OSError:
             return
-        self.cores = (c1 - c0) / (t1 - t0)
-        self.threads = {n: (v - th0.get(n, 0)) / (t1 - t0) for n, v in th1.items()}
+        dt = t1 - t0
+        self.watched = {n: {k: (v - w0[n].get(k, 0)) / dt for k, v in w1[n].items()}
+                        for n in w1}
+        if self.pid:
+            self.cores = (c1 - c0) / dt
+            self.threads = {n: (v - th0.get(n, 0)) / dt for n, v in th1.items()}
 
     def result(self):
         self.thread.join()
@@ -385,25 +491,32 @@ class CpuWindow:
 
 
 def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=None,
-            prog="bench", extra=()):
+            prog="bench", extra=(), watch=None):
     """One fio run; returns parse_fio's dict, plus with cpu_pid the
     server's cores (CPU seconds per second) and ios_per_cpu_s over the
     measured window; steal: the host's stolen CPU-s per second over the
-    run."""
+    run.  watch: {label: PID or None}, more processes whose threads'
+    cores land in r["watched"][label]; "fio" there means fio itself."""
     argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls, extra)
-    win = CpuWindow(cpu_pid, ramp, seconds) if cpu_pid and seconds else None
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    funcs = {n: (lambda p=(proc.pid if p is None else p): proc_tree(p))
+             for n, p in (watch or {}).items()}
+    win = CpuWindow(cpu_pid, ramp, seconds, funcs) if (cpu_pid or funcs) and seconds else None
     c0 = cpu_seconds(cpu_pid) if cpu_pid else None
     s0, t0 = steal_seconds(), time.monotonic()
-    out = subprocess.run(argv, capture_output=True, text=True, env=env)
+    stdout, stderr = proc.communicate()
     steal = (steal_seconds() - s0) / max(time.monotonic() - t0, 0.001)
     if win:
         win.stop.set()
-    if out.returncode != 0:
-        die("fio failed: %s\n%s" % (" ".join(argv), out.stderr), prog)
-    r = parse_fio(out.stdout, test)
+        win.result()
+    if proc.returncode != 0:
+        die("fio failed: %s\n%s" % (" ".join(argv), stderr), prog)
+    r = parse_fio(stdout, test)
     r["steal"] = steal
+    r["watched"] = win.watched if win else {}
     if cpu_pid:
-        cores = win.result() if win else None
+        cores = win.cores if win else None
         if cores is None:
             # A run too short for the window: the whole run's CPU.
             cores = (cpu_seconds(cpu_pid) - c0) / ((seconds or 1) + ramp)
