@@ -469,19 +469,53 @@ def tree_thread_seconds(pids):
     return out
 
 
+def task_states(pids):
+    """{tid: (utime + stime in seconds, the CPU it last ran on)} of every
+    thread of pids."""
+    out = {}
+    for p in pids:
+        try:
+            tids = os.listdir("/proc/%d/task" % p)
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open("/proc/%d/task/%s/stat" % (p, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue    # exited meanwhile
+            out[int(tid)] = ((int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[36]))
+    return out
+
+
+def busiest(samples):
+    """The thread that gained the most CPU time from the first of these
+    task_states samples to the last."""
+    first, last = samples[0], samples[-1]
+    gain = {t: last[t][0] - first[t][0] for t in last if t in first}
+    return max(gain, key=gain.get) if gain else None
+
+
 class CpuWindow:
     """Samples a server's CPU seconds over fio's measured window: from
     ramp seconds after fio starts to ramp + seconds, so neither start-up
     nor the ramp counts.  cores = CPU seconds per wall second.  watch:
     {label: function returning PIDs}, other processes whose threads are
-    sampled at the same instants (scripts/profile: fio, ceph-osd)."""
+    sampled at the same instants (scripts/profile: fio, ceph-osd).
+    place_with: a label of watch; every 10 ms of the window the CPU that
+    the server's busiest thread and that process's busiest thread last
+    ran on are compared, and same_cpu is the share of samples in which
+    they were one (a wake-up between two CPUs costs far more on a VM
+    than one on the same CPU)."""
 
-    def __init__(self, pid, ramp, seconds, watch=None):
+    def __init__(self, pid, ramp, seconds, watch=None, place_with=None):
         self.pid, self.ramp, self.seconds = pid, ramp, seconds
         self.watch = watch or {}
+        self.place_with = place_with if pid and place_with in self.watch else None
         self.cores = None
         self.threads = None     # {thread name: cores}
         self.watched = {}       # {label: {thread name: cores}}
+        self.same_cpu = None    # (share, samples)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -491,12 +525,33 @@ class CpuWindow:
                 thread_cpu_seconds(self.pid) if self.pid else {},
                 cpu_seconds(self.pid) if self.pid else 0, time.monotonic())
 
+    def _wait_window(self):
+        """Waits out the window (False: fio ended first), sampling the
+        placement on the way when asked to."""
+        end = time.monotonic() + max(self.seconds - 0.3, 0.2)
+        ours, theirs = [], []
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            if self.stop.wait(min(0.01, left) if self.place_with else left):
+                return False
+            if self.place_with:
+                ours.append(task_states([self.pid]))
+                theirs.append(task_states(self.watch[self.place_with]()))
+        if len(ours) > 1:
+            a, b = busiest(ours), busiest(theirs)
+            both = [(x[a][1], y[b][1]) for x, y in zip(ours, theirs) if a in x and b in y]
+            if both:
+                self.same_cpu = (sum(1 for x, y in both if x == y) / len(both), len(both))
+        return True
+
     def _run(self):
         if self.stop.wait(self.ramp + 0.1):
             return
         try:
             w0, th0, c0, t0 = self._sample()
-            if self.stop.wait(max(self.seconds - 0.3, 0.2)):
+            if not self._wait_window():
                 return
             w1, th1, c1, t1 = self._sample()
         except OSError:
@@ -514,18 +569,21 @@ class CpuWindow:
 
 
 def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=None,
-            prog="bench", extra=(), watch=None):
+            prog="bench", extra=(), watch=None, place_with=None):
     """One fio run; returns parse_fio's dict, plus with cpu_pid the
     server's cores (CPU seconds per second) and ios_per_cpu_s over the
     measured window; steal: the host's stolen CPU-s per second over the
     run.  watch: {label: PID or None}, more processes whose threads'
-    cores land in r["watched"][label]; "fio" there means fio itself."""
+    cores land in r["watched"][label]; "fio" there means fio itself.
+    place_with: a label of watch whose placement against the server's
+    lands in r["same_cpu"] (CpuWindow)."""
     argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls, extra)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
     funcs = {n: (lambda p=(proc.pid if p is None else p): proc_tree(p))
              for n, p in (watch or {}).items()}
-    win = CpuWindow(cpu_pid, ramp, seconds, funcs) if (cpu_pid or funcs) and seconds else None
+    win = CpuWindow(cpu_pid, ramp, seconds, funcs, place_with) \
+        if (cpu_pid or funcs) and seconds else None
     c0 = cpu_seconds(cpu_pid) if cpu_pid else None
     s0, t0 = steal_seconds(), time.monotonic()
     stdout, stderr = proc.communicate()
@@ -538,6 +596,7 @@ def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=
     r = parse_fio(stdout, test)
     r["steal"] = steal
     r["watched"] = win.watched if win else {}
+    r["same_cpu"] = win.same_cpu if win else None
     if cpu_pid:
         cores = win.cores if win else None
         if cores is None:
