@@ -296,6 +296,11 @@ static void raw_close(void *priv)
 
 	if (r->held || r->waiting)
 		log_msg(LOG_LVL_ERR, "raw: %s: closed with requests in flight", r->path);
+	/* The locks go with the file description, and close(2) may not end
+	 * it: a completed iocb can still hold the file, its last reference
+	 * dropped later from a workqueue.  Until then a new open of this
+	 * image (a restart, a reopen of the same file) would find it in use. */
+	vd_file_unlock(r->fd);
 	if (close(r->fd) < 0)
 		log_errno(LOG_LVL_WARN, errno, "raw: close %s", r->path);
 	free(r->path);

@@ -37,6 +37,7 @@
 
 #include "common/log.h"
 #include "drivers/driver.h"
+#include "drivers/raw-int.h"	/* struct raw: the descriptor close must unlock */
 #include "queue/queue.h"
 #include "tests/lib/test.h"
 
@@ -206,6 +207,30 @@ static void make_file(const char *path, uint64_t size, const unsigned char *data
 	if (data)
 		REQUIRE(pwrite(fd, data, size, 0) == (ssize_t)size);
 	close(fd);
+}
+
+/* Close drops the image's locks itself: a completed iocb can keep the
+ * file description alive for a moment after close(2), and with it its
+ * OFD locks.  A dup of the driver's descriptor stands in for that. */
+static void test_close_unlocks(struct tqueue *q)
+{
+	char path[4200];
+	struct vd_info info;
+	void *priv, *again;
+	int held, err;
+
+	snprintf(path, sizeof(path), "%s/close-unlocks", tmpdir);
+	make_file(path, 1 << 20, NULL);
+	REQUIRE(open_raw(path, q, VD_CACHE_WRITEBACK, false, &info, &priv) == 0);
+	held = dup(((struct raw *)priv)->fd);
+	REQUIRE(held >= 0);
+	drv->close(priv);
+	err = open_raw(path, q, VD_CACHE_WRITEBACK, false, &info, &again);
+	CHECK_EQ(err, 0);
+	if (err == 0)
+		drv->close(again);
+	close(held);
+	unlink(path);
 }
 
 static uint64_t rnd(uint64_t n)
@@ -901,6 +926,9 @@ static int status_suite(const char *dir)
  * BLKZEROOUT, sizes by ioctl).  Needs root and loop devices. */
 static int loop_suite(void)
 {
+	/* Detached by the kernel when the last descriptor closes, also when
+	 * a failed REQUIRE ends the test. */
+	struct loop_info64 autoclear = { .lo_flags = LO_FLAGS_AUTOCLEAR };
 	char file[4200], dev[64];
 	int ctl, fd, lfd = -1, nr, ret = 0;
 
@@ -922,14 +950,17 @@ static int loop_suite(void)
 	snprintf(dev, sizeof(dev), "/dev/loop%d", nr);
 	fd = open(file, O_RDWR | O_CLOEXEC);
 	lfd = open(dev, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || lfd < 0 || ioctl(lfd, LOOP_SET_FD, fd) < 0) {
+	if (fd < 0 || lfd < 0 || ioctl(lfd, LOOP_SET_FD, fd) < 0 ||
+	    ioctl(lfd, LOOP_SET_STATUS64, &autoclear) < 0) {
 		fprintf(stderr, "test-raw-loop: skipped: cannot attach %s: %s\n",
 			dev, strerror(errno));
 		ret = SKIP;
 		if (fd >= 0)
 			close(fd);
-		if (lfd >= 0)
+		if (lfd >= 0) {
+			ioctl(lfd, LOOP_CLR_FD, 0);
 			close(lfd);
+		}
 		lfd = -1;
 		goto out;
 	}
@@ -988,6 +1019,7 @@ int main(void)
 		test_open_errors(q);
 		test_read_only(q);
 		test_odd_size(q);
+		test_close_unlocks(q);
 		tq_destroy(q);
 		model_suite(tmpdir, "tmp", 3000, false);
 		break;
