@@ -573,15 +573,17 @@ def run_fio(test, target, seconds, size, ramp=1, direct=True, tls=None, cpu_pid=
     """One fio run; returns parse_fio's dict, plus with cpu_pid the
     server's cores (CPU seconds per second) and ios_per_cpu_s over the
     measured window; steal: the host's stolen CPU-s per second over the
-    run.  watch: {label: PID or None}, more processes whose threads'
-    cores land in r["watched"][label]; "fio" there means fio itself.
+    run.  watch: {label: PID}, more processes whose threads' cores land
+    in r["watched"][label]; the label "fio" means fio itself (its PID is
+    not known before; give None).
     place_with: a label of watch whose placement against the server's
     lands in r["same_cpu"] (CpuWindow)."""
     argv, env = fio_argv(test, target, seconds, size, ramp, direct, tls, extra)
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=env)
-    funcs = {n: (lambda p=(proc.pid if p is None else p): proc_tree(p))
-             for n, p in (watch or {}).items()}
+    # "fio" is fio's own process tree; a label without a PID is left out.
+    funcs = {n: (lambda p=(proc.pid if n == "fio" else p): proc_tree(p))
+             for n, p in (watch or {}).items() if n == "fio" or p}
     win = CpuWindow(cpu_pid, ramp, seconds, funcs, place_with) \
         if (cpu_pid or funcs) and seconds else None
     c0 = cpu_seconds(cpu_pid) if cpu_pid else None
