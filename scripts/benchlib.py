@@ -78,11 +78,18 @@ def parse_size(s):
     return int(s)
 
 
-def stat_cpu_seconds(path):
-    """utime + stime, in seconds, from a /proc .../stat file."""
+def stat_times(path):
+    """(utime + stime in seconds, the CPU it last ran on) from a /proc
+    .../stat file (the fields after the command name, which may hold
+    spaces and parentheses)."""
     with open(path) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[36])
+
+
+def stat_cpu_seconds(path):
+    """utime + stime, in seconds, from a /proc .../stat file."""
+    return stat_times(path)[0]
 
 
 def cpu_seconds(pid):
@@ -480,11 +487,9 @@ def task_states(pids):
             continue
         for tid in tids:
             try:
-                with open("/proc/%d/task/%s/stat" % (p, tid)) as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
+                out[int(tid)] = stat_times("/proc/%d/task/%s/stat" % (p, tid))
             except OSError:
                 continue    # exited meanwhile
-            out[int(tid)] = ((int(fields[11]) + int(fields[12])) / CLK_TCK, int(fields[36]))
     return out
 
 
