@@ -51,6 +51,7 @@ static int cmd_stats_exec(struct ctl_request *req)
 	cmd_set_u64(r, "buffer_limit", s.buffer_limit);
 	cmd_set_u64(r, "submit_wakeups", s.submit_wakeups);
 	cmd_set_u64(r, "submit_polled", s.submit_polled);
+	cmd_set_u64(r, "submit_moves", s.submit_moves);
 	for (unsigned i = 0; i < VBD_STAGES; i++) {
 		const char *n = vbd_stage_name(i);
 		char key[48];

@@ -171,6 +171,7 @@ void vbd_get_stats(struct vbd *vbd, struct vbd_stats *s)
 		.pause_reason = vbd_pause_reason(vbd),
 		.submit_wakeups = qs.wakeups,
 		.submit_polled = qs.polled,
+		.submit_moves = qs.moves,
 	};
 	const struct lat_hist *h[VBD_STAGES] = {
 		[VBD_STAGE_RECV] = &c->recv_lat, [VBD_STAGE_QUEUE] = &qs.lat_queue,

@@ -59,6 +59,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	if (cfg->queue_depth)
 		qo.depth = cfg->queue_depth;
 	qo.poll_us = cfg->poll_us;
+	qo.submit_free = cfg->submit_cpu == VBD_SUBMIT_FREE;
 	r = tq_create(base, &qo, &vbd->q);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");

@@ -82,6 +82,12 @@ enum vbd_cache {
 	VBD_CACHE_WRITEBACK,	/* page cache */
 };
 
+/* Where the submit thread runs (--submit-cpu). */
+enum vbd_submit_cpu {
+	VBD_SUBMIT_FOLLOW,	/* on the main thread's CPU, moved when it moves */
+	VBD_SUBMIT_FREE,	/* where the scheduler puts it */
+};
+
 /* What an I/O error does (QEMU's werror/rerror): answer the client, or
  * pause the disk holding the failed request (and everything after it)
  * until an operator's resume retries it. */
@@ -99,6 +105,7 @@ struct vbd_config {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned poll_us;		/* the queue's poll window; 0: off */
+	enum vbd_submit_cpu submit_cpu;
 	const struct thr_limits *limits;	/* NULL: none */
 	const char *limit_group;	/* NULL: the limits are this disk's */
 	const char *rundir;		/* where limit groups live */
@@ -170,7 +177,7 @@ struct vbd_stats {
 	uint64_t throttled, throttled_now, throttle_wait_us;
 	uint64_t buffer_bytes, buffer_limit;
 	const char *pause_reason;	/* "" running; "operator", or the error */
-	uint64_t submit_wakeups, submit_polled;
+	uint64_t submit_wakeups, submit_polled, submit_moves;
 	struct vbd_stage_lat stage[VBD_STAGES];
 };
 

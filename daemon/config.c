@@ -116,6 +116,20 @@ static int cfg_cache(struct vd_config *cfg, const char *value, char *msg,
 	return 0;
 }
 
+static int cfg_submit_cpu(struct vd_config *cfg, const char *value, char *msg,
+			  size_t msglen)
+{
+	if (strcmp(value, "follow") == 0)
+		cfg->submit_cpu = VBD_SUBMIT_FOLLOW;
+	else if (strcmp(value, "free") == 0)
+		cfg->submit_cpu = VBD_SUBMIT_FREE;
+	else {
+		snprintf(msg, msglen, "'%s' is not follow or free", value);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int cfg_uint(const char *value, unsigned min, unsigned max,
 		    unsigned *out, char *msg, size_t msglen)
 {
@@ -312,6 +326,7 @@ static const struct cfg_entry cfg_table[] = {
 	{ .name = "cache", .key = CFG_CACHE, .parse = cfg_cache },
 	{ .name = "queue-depth", .key = CFG_QUEUE_DEPTH, .parse = cfg_queue_depth },
 	{ .name = "poll-us", .key = CFG_POLL_US, .parse = cfg_poll_us },
+	{ .name = "submit-cpu", .key = CFG_SUBMIT_CPU, .parse = cfg_submit_cpu },
 	{ .name = "max-connections", .key = CFG_MAX_CONNECTIONS,
 	  .parse = cfg_max_connections },
 	{ .name = "log-level", .key = CFG_LOG_LEVEL, .parse = cfg_log_level },
@@ -591,6 +606,8 @@ void cfg_apply(const struct vd_config *cfg, struct vd_options *o)
 		o->queue_depth = cfg->queue_depth;
 	if (cfg->line[CFG_POLL_US] && !(o->set & VD_SET_POLL_US))
 		o->poll_us = cfg->poll_us;
+	if (cfg->line[CFG_SUBMIT_CPU] && !(o->set & VD_SET_SUBMIT_CPU))
+		o->submit_cpu = cfg->submit_cpu;
 	if (cfg->line[CFG_MAX_CONNECTIONS] && !(o->set & VD_SET_MAX_CONNECTIONS))
 		o->max_connections = cfg->max_connections;
 	if (cfg->line[CFG_LOG_LEVEL] && !(o->set & VD_SET_LOG_LEVEL))

@@ -48,6 +48,7 @@ enum cfg_key {
 	CFG_CEPH_TIMEOUT,
 	CFG_CEPH_OP_TIMEOUT,
 	CFG_POLL_US,
+	CFG_SUBMIT_CPU,
 	CFG_NR_KEYS,
 };
 
@@ -63,6 +64,7 @@ struct vd_config {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned poll_us;
+	enum vbd_submit_cpu submit_cpu;
 	unsigned max_connections;
 	unsigned shutdown_timeout;
 	unsigned max_peer_connections;

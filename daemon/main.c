@@ -231,6 +231,7 @@ static int daemon_start(struct daemon *d)
 		.name = d->opt.name, .image = d->opt.image, .driver = d->opt.driver,
 		.read_only = d->opt.read_only, .cache = d->opt.cache,
 		.queue_depth = d->opt.queue_depth, .poll_us = d->opt.poll_us,
+		.submit_cpu = d->opt.submit_cpu,
 		.limits = &d->opt.limits, .limit_group = d->opt.limit_group,
 		.rundir = d->opt.rundir, .buffer_limit = d->opt.buffer_limit,
 		.on_write_error = d->opt.on_write_error, .on_read_error = d->opt.on_read_error,

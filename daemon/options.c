@@ -29,6 +29,8 @@ static const char usage_text[] =
 "      --poll-us N           at queue depth 1, the main loop and the submit\n"
 "                            thread spin up to N microseconds for more work\n"
 "                            before sleeping (default 0: off; 0..1000)\n"
+"      --submit-cpu follow|free  the submit thread runs on the main thread's\n"
+"                            CPU and moves with it (default), or anywhere\n"
 "      --max-connections N   NBD connections at once (default 128)\n"
 "      --max-peer-connections N  connections of one peer (uid on unix\n"
 "                            sockets, address on TCP; default: no own cap)\n"
@@ -110,7 +112,8 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	       OPT_LIMIT_GROUP, OPT_SHUTDOWN_TIMEOUT, OPT_MAX_PEER_CONN,
 	       OPT_BUFFER_LIMIT, OPT_ON_WRITE_ERROR, OPT_ON_READ_ERROR, OPT_TLS,
 	       OPT_TLS_CERTS, OPT_TLS_PSK, OPT_TLS_VERIFY, OPT_HS_TIMEOUT,
-	       OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT, OPT_CEPH_OP_TIMEOUT, OPT_POLL_US };
+	       OPT_CEPH_CONF, OPT_CEPH_ID, OPT_CEPH_TIMEOUT, OPT_CEPH_OP_TIMEOUT, OPT_POLL_US,
+	       OPT_SUBMIT_CPU };
 	static const struct option longopts[] = {
 		{ "name", required_argument, NULL, 'n' },
 		{ "driver", required_argument, NULL, 'd' },
@@ -120,6 +123,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		{ "cache", required_argument, NULL, OPT_CACHE },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "poll-us", required_argument, NULL, OPT_POLL_US },
+		{ "submit-cpu", required_argument, NULL, OPT_SUBMIT_CPU },
 		{ "max-connections", required_argument, NULL, OPT_MAX_CONN },
 		{ "max-peer-connections", required_argument, NULL, OPT_MAX_PEER_CONN },
 		{ "config", required_argument, NULL, OPT_CONFIG },
@@ -192,6 +196,18 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 					       &o->poll_us))
 				return VD_OPT_BAD;
 			o->set |= VD_SET_POLL_US;
+			break;
+		case OPT_SUBMIT_CPU:
+			if (strcmp(optarg, "follow") == 0)
+				o->submit_cpu = VBD_SUBMIT_FOLLOW;
+			else if (strcmp(optarg, "free") == 0)
+				o->submit_cpu = VBD_SUBMIT_FREE;
+			else {
+				fprintf(stderr, "vdiskd: --submit-cpu: '%s' is not follow or free\n",
+					optarg);
+				return VD_OPT_BAD;
+			}
+			o->set |= VD_SET_SUBMIT_CPU;
 			break;
 		case OPT_MAX_CONN:
 			if (options_parse_uint("--max-connections", optarg, 1, VD_MAX_CONNECTIONS,

@@ -40,6 +40,7 @@ enum vd_opt_set {
 	VD_SET_CEPH_TIMEOUT = 1u << 13,
 	VD_SET_CEPH_OP_TIMEOUT = 1u << 14,
 	VD_SET_POLL_US = 1u << 15,
+	VD_SET_SUBMIT_CPU = 1u << 16,
 };
 
 struct vd_options {
@@ -53,6 +54,7 @@ struct vd_options {
 	enum vbd_cache cache;
 	unsigned queue_depth;
 	unsigned poll_us;		/* submit thread poll window; 0: off */
+	enum vbd_submit_cpu submit_cpu;
 	unsigned max_connections;
 	unsigned max_peer_connections;	/* 0: max_connections */
 	unsigned shutdown_timeout;	/* seconds */

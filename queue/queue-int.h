@@ -57,6 +57,9 @@ struct tqueue {
 	struct tiocb *staged_oldest;
 	unsigned staged_count;
 	unsigned outstanding;		/* queued and not yet called back */
+	bool follow;			/* move the submit thread to our CPU */
+	int submit_cpu;			/* where it was last moved (-1: nowhere) */
+	uint64_t moves;
 	uint64_t ring_reaps, getevents_reaps;
 	struct lat_hist lat_queue;	/* tq_queue -> the submit thread took it */
 	struct lat_hist lat_device;	/* taken -> completion reaped */
@@ -109,6 +112,8 @@ void tq_push_inbox(struct tqueue *q, struct tiocb *first, struct tiocb *last, un
 /* Any thread: puts t on the done list for the main thread. */
 void tq_push_done(struct tqueue *q, struct tiocb *t);
 void tq_wake_submitter(struct tqueue *q, bool for_slots);
+/* Main thread: moves the submit thread to this CPU if it is not there. */
+void tq_follow_main(struct tqueue *q);
 
 /* Moves counts: dw tiocbs to waiting, dp to pending (either negative). */
 static inline void tq_count(struct tqueue *q, int64_t dw, int64_t dp)

@@ -118,6 +118,8 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	if (o->no_merge)
 		q->lim.max_iov = 0;
 	q->poll_ns = (uint64_t)o->poll_us * 1000;
+	q->follow = !o->submit_free;
+	q->submit_cpu = -1;
 	if (!q->opt.submit_batch)
 		q->opt.submit_batch = TQ_SUBMIT_BATCH;
 	tq_list_init(&q->waiting);
@@ -236,6 +238,8 @@ void tq_kick(struct tqueue *q)
 {
 	if (!q->staged_count)
 		return;
+	if (q->follow)
+		tq_follow_main(q);
 	tq_push_inbox(q, q->staged, q->staged_oldest, q->staged_count);
 	q->staged = q->staged_oldest = NULL;
 	q->staged_count = 0;
@@ -289,6 +293,7 @@ void tq_get_stats(struct tqueue *q, struct tq_stats *s)
 	s->merged = __atomic_load_n(&ss->merged, __ATOMIC_RELAXED);
 	s->wakeups = __atomic_load_n(&ss->wakeups, __ATOMIC_RELAXED);
 	s->polled = __atomic_load_n(&ss->polled, __ATOMIC_RELAXED);
+	s->moves = q->moves;
 	s->ring_reaps = q->ring_reaps;
 	s->getevents_reaps = q->getevents_reaps;
 	pthread_mutex_lock(&q->lock);

@@ -40,6 +40,9 @@ struct tq_options {
 	unsigned poll_us;	/* submit thread: spin this long for more work
 				 * before sleeping, within 1 ms of the last
 				 * (0: never spin) */
+	bool submit_free;	/* leave the submit thread where the scheduler
+				 * puts it; default: it follows the main
+				 * thread's CPU (queue/affinity.c) */
 };
 
 /* Counters of the statistics contract, and where time goes per stage. */
@@ -54,6 +57,7 @@ struct tq_stats {
 	uint64_t worker_calls;		/* calls and fdatasyncs on the worker */
 	uint64_t wakeups;		/* futex wakes of the submit thread */
 	uint64_t polled;		/* batches its poll window caught */
+	uint64_t moves;			/* times it followed the main thread to another CPU */
 	struct lat_hist lat_queue;	/* tq_queue -> taken by the submit thread */
 	struct lat_hist lat_submit;	/* one io_submit call */
 	struct lat_hist lat_device;	/* taken -> completion reaped */

@@ -3,7 +3,9 @@ stage counts the requests that went through it, its p50 is at most its
 p99, the whole (total) is no shorter than a part (vbd), io_submit calls
 are counted once each, a driver without the queue (ram) leaves the queue's
 stages empty, and the poll window (--poll-us) is off unless asked for.
-`vdiskctl stats` prints the stage table."""
+`vdiskctl stats` prints the stage table.  The submit thread follows the
+main thread to its CPU by default (pinned to one CPU, moves counted) and
+keeps every CPU with --submit-cpu free."""
 
 import os
 import subprocess
@@ -51,6 +53,16 @@ def load(d, reads=300, writes=200, depth=16):
     return len(ops) + 1
 
 
+def submit_cpus(d):
+    """The CPUs the daemon's vdiskd-submit thread may run on."""
+    task = "/proc/%d/task" % d.proc.pid
+    for tid in os.listdir(task):
+        with open(os.path.join(task, tid, "comm")) as f:
+            if f.read().strip() == "vdiskd-submit":
+                return os.sched_getaffinity(int(tid))
+    return None
+
+
 def check_stages(label, s, n, queued):
     for st in STAGES:
         c = s.get("stage_%s_count" % st)
@@ -86,6 +98,12 @@ s = d.stats()
 check_stages("raw", s, n, True)
 t.check("raw: no poll window by default", s.get("submit_polled") == 0, str(s.get("submit_polled")))
 t.check("raw: a sleeping submit thread was woken", s.get("submit_wakeups", 0) > 0)
+allowed = os.sched_getaffinity(d.proc.pid)
+cpus = submit_cpus(d)
+t.check("raw: the submit thread followed the main thread (moves >= 1)",
+        s.get("submit_moves", 0) >= 1, str(s.get("submit_moves")))
+t.check("raw: the submit thread is on one CPU the daemon may use",
+        cpus is not None and len(cpus) == 1 and cpus <= allowed, "%s of %s" % (cpus, allowed))
 out = subprocess.run([os.environ.get("VDISKCTL", "build/vdiskctl"), "-s", d.ctl, "stats"],
                      capture_output=True, text=True)
 t.check("vdiskctl stats prints the stage table",
@@ -98,6 +116,15 @@ d.stop()
 d = Daemon("-d", "ram", "16M", name="disk")
 n = load(d)
 check_stages("ram", d.stats(), n, False)
+d.stop()
+
+# --submit-cpu free: the scheduler's placement, no moves.
+d = Daemon("--cache", "writeback", "--submit-cpu", "free", img, name="disk")
+n = load(d)
+s = d.stats()
+cpus, allowed = submit_cpus(d), os.sched_getaffinity(d.proc.pid)
+t.check("free: no moves", s.get("submit_moves") == 0, str(s.get("submit_moves")))
+t.check("free: the submit thread keeps every CPU", cpus == allowed, "%s vs %s" % (cpus, allowed))
 d.stop()
 
 # The poll window: a busy submit thread finds some batches by spinning.

@@ -127,6 +127,12 @@ for qd in 0 -5 abc 4097 99999999999999999999 "" 12x; do
 done
 check "--cache bogus: exit 1" bad 1 'cache' -n t --cache bogus "$T/small.img"
 check "--cache '': exit 1" bad 1 'cache' -n t --cache "" "$T/small.img"
+for sc in bogus "" Free "follow,free"; do
+	check "--submit-cpu '$sc': exit 1" bad 1 'submit-cpu.*follow or free' -n t \
+		--submit-cpu "$sc" "$T/small.img"
+done
+check "--submit-cpu without a value: exit 2" bad 2 'submit-cpu|argument' \
+	-n t "$T/small.img" --submit-cpu
 check "bad disk name: exit 1" bad 1 'name' -n '../x' "$T/small.img"
 
 # ---- happy paths ----

@@ -51,6 +51,7 @@ static void test_every_key(void)
 		"cache = writeback\n"
 		"queue-depth = 64\n"
 		"poll-us = 50\n"
+		"submit-cpu = free\n"
 		"max-connections = 4\n"
 		"log-level = debug\n"
 		"name = disk1\n"
@@ -86,6 +87,7 @@ static void test_every_key(void)
 	CHECK_EQ(cfg.cache, VBD_CACHE_WRITEBACK);
 	CHECK_EQ(cfg.queue_depth, 64);
 	CHECK_EQ(cfg.poll_us, 50);
+	CHECK_EQ(cfg.submit_cpu, VBD_SUBMIT_FREE);
 	CHECK_EQ(cfg.max_connections, 4);
 	CHECK_EQ(cfg.log_level, LOG_LVL_DEBUG);
 	CHECK(strcmp(cfg.name, "disk1") == 0);
@@ -111,7 +113,7 @@ static void test_every_key(void)
 	/* Lines are remembered (the first for listen). */
 	CHECK_EQ(cfg.line[CFG_IMAGE], 3);
 	CHECK_EQ(cfg.line[CFG_LISTEN], 5);
-	CHECK_EQ(cfg.line[CFG_NAME], 14);
+	CHECK_EQ(cfg.line[CFG_NAME], 15);
 	for (int k = 0; k < CFG_NR_KEYS; k++)
 		CHECK(cfg.line[k] != 0);
 	cfg_free(&cfg);
@@ -279,6 +281,11 @@ static const struct bad_case bad_cases[] = {
 	  "from 0 to 1000" },
 	{ "poll-us = -5\n", 0, "t.conf:1: key 'poll-us': '-5' is not a number "
 	  "from 0 to 1000" },
+	{ "submit-cpu = pinned\n", 0, "t.conf:1: key 'submit-cpu': 'pinned' is not "
+	  "follow or free" },
+	{ "submit-cpu = Follow\n", 0, "t.conf:1: key 'submit-cpu': 'Follow' is not "
+	  "follow or free" },
+	{ "submit-cpu =\n", 0, "t.conf:1: key 'submit-cpu': no value after '='" },
 	{ "max-connections = 65537\n", 0, "t.conf:1: key 'max-connections': "
 	  "'65537' is not a number from 1 to 65536" },
 	{ "max-connections = many\n", 0, "t.conf:1: key 'max-connections': "

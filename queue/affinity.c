@@ -1,0 +1,40 @@
+/* The submit thread follows the main thread's CPU (--submit-cpu follow).
+ *
+ * The pair hands work back and forth many times a request.  Split over
+ * two CPUs, each hand-off wakes the other CPU, which on a VM is often a
+ * halted vCPU the host must run again (tens of µs); on one CPU, the
+ * submit thread runs as soon as the main thread goes back to sleep.  So
+ * the main thread, on each kick, checks where it runs (sched_getcpu reads
+ * the rseq area or the vDSO: no system call) and, when that changed,
+ * moves the submit thread there: one system call per migration, none per
+ * request.  The scheduler keeps placing the main thread; only the pair is
+ * kept together.  A CPU outside what the process may use is never
+ * chosen, since the main thread runs only on those. */
+#include <errno.h>
+#include <sched.h>
+
+#include "common/log.h"
+#include "queue/queue-int.h"
+
+void tq_follow_main(struct tqueue *q)
+{
+	int cpu = sched_getcpu();
+	cpu_set_t set;
+	int r;
+
+	if (cpu < 0 || cpu == q->submit_cpu || cpu >= CPU_SETSIZE)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	r = pthread_setaffinity_np(q->submit_thread, sizeof(set), &set);
+	if (r) {
+		/* A cpuset that changed under us (EINVAL) or a sandbox (EPERM):
+		 * say so once and leave the thread where the scheduler puts it. */
+		log_errno(LOG_LVL_WARN, r, "queue: cannot move the submit thread to CPU %d;"
+			  " it runs free from now on", cpu);
+		q->follow = false;
+		return;
+	}
+	q->submit_cpu = cpu;
+	q->moves++;
+}

@@ -1,0 +1,195 @@
+/* The submit thread follows the main thread's CPU (--submit-cpu follow).
+ *
+ * The test thread is the queue's main thread.  It pins itself to one CPU,
+ * reads through the queue, and checks that the submit thread (found by
+ * its name in /proc/self/task) may then run on that CPU only and that
+ * the queue counted one move.  More reads from the same CPU move nothing
+ * (no system call per request).  Pinned to a second CPU, the next read
+ * moves the submit thread there.  A queue with submit_free leaves the
+ * thread on every CPU the process may use and counts no move.
+ *
+ * The move between two CPUs needs two CPUs this process may use; with one,
+ * the rest runs and the test then exits 77, saying so. */
+#include <dirent.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "queue/queue.h"
+#include "queue/tiocb.h"
+#include "tests/lib/test.h"
+
+#define NAME	"test-queue-affinity"
+#define BLK	4096u
+
+static char buf[BLK] __attribute__((aligned(BLK)));
+static int done_count;
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = NAME ": timed out\n";
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static void read_done(struct tiocb *t, long res)
+{
+	(void)t;
+	CHECK_EQ(res, BLK);
+	done_count++;
+}
+
+/* One 4 KiB read through q, waited for. */
+static void one_read(struct tqueue *q, int fd)
+{
+	struct tiocb t;
+	int want = done_count + 1;
+
+	tiocb_prep_read(&t, fd, buf, BLK, 0, read_done, NULL);
+	tq_submit(q, &t);
+	while (done_count < want)
+		REQUIRE(tq_wait(q) >= 0);
+}
+
+/* The TID of the thread named vdiskd-submit, or -1. */
+static pid_t submit_tid(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	pid_t tid = -1;
+
+	REQUIRE(d);
+	while (tid < 0 && (e = readdir(d))) {
+		char path[300], comm[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && strcmp(comm, "vdiskd-submit\n") == 0)
+			tid = (pid_t)atoi(e->d_name);
+		fclose(f);
+	}
+	closedir(d);
+	return tid;
+}
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	REQUIRE(sched_setaffinity(0, sizeof(set), &set) == 0);
+	REQUIRE(sched_getcpu() == cpu);
+}
+
+/* Is the submit thread allowed exactly the CPUs of want? */
+static bool submit_allowed(const cpu_set_t *want)
+{
+	pid_t tid = submit_tid();
+	cpu_set_t got;
+
+	REQUIRE(tid > 0);
+	REQUIRE(sched_getaffinity(tid, sizeof(got), &got) == 0);
+	if (!CPU_EQUAL(&got, want)) {
+		fprintf(stderr, NAME ": submit thread %d may use %d CPU(s), want %d\n",
+			(int)tid, CPU_COUNT(&got), CPU_COUNT(want));
+		return false;
+	}
+	return true;
+}
+
+static uint64_t moves(struct tqueue *q)
+{
+	struct tq_stats s;
+
+	tq_get_stats(q, &s);
+	return s.moves;
+}
+
+int main(void)
+{
+	char path[] = "/tmp/" NAME ".XXXXXX";
+	cpu_set_t all, one;
+	struct tq_options o;
+	struct event_base *base;
+	struct tqueue *q;
+	int fd, cpus[2], ncpu = 0;
+	bool skipped_move = false;
+
+	signal(SIGALRM, on_alarm);
+	alarm(30);
+	REQUIRE(sched_getaffinity(0, sizeof(all), &all) == 0);
+	for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[ncpu++] = c;
+	fd = mkstemp(path);
+	REQUIRE(fd >= 0);
+	unlink(path);
+	memset(buf, 0xa5, sizeof(buf));
+	REQUIRE(pwrite(fd, buf, BLK, 0) == BLK);
+	base = event_base_new();
+	REQUIRE(base);
+
+	/* Default: follow. */
+	tq_options_default(&o);
+	REQUIRE(tq_create(base, &o, &q) == 0);
+	CHECK_EQ(moves(q), 0);
+	pin_self(cpus[0]);
+	one_read(q, fd);
+	CPU_ZERO(&one);
+	CPU_SET(cpus[0], &one);
+	CHECK(submit_allowed(&one));
+	CHECK_EQ(moves(q), 1);
+	for (int i = 0; i < 20; i++)
+		one_read(q, fd);
+	CHECK_EQ(moves(q), 1);
+	if (ncpu == 2) {
+		pin_self(cpus[1]);
+		one_read(q, fd);
+		CPU_ZERO(&one);
+		CPU_SET(cpus[1], &one);
+		CHECK(submit_allowed(&one));
+		CHECK_EQ(moves(q), 2);
+		fprintf(stderr, NAME ": followed CPU %d to CPU %d\n", cpus[0], cpus[1]);
+	} else {
+		skipped_move = true;
+	}
+	tq_destroy(q);
+
+	/* submit_free: the thread keeps the process's CPUs. */
+	REQUIRE(sched_setaffinity(0, sizeof(all), &all) == 0);
+	tq_options_default(&o);
+	o.submit_free = true;
+	REQUIRE(tq_create(base, &o, &q) == 0);
+	pin_self(cpus[0]);
+	for (int i = 0; i < 5; i++)
+		one_read(q, fd);
+	CHECK(submit_allowed(&all));
+	CHECK_EQ(moves(q), 0);
+	tq_destroy(q);
+
+	event_base_free(base);
+	close(fd);
+	if (test_failures)
+		return test_done(NAME);
+	if (skipped_move) {
+		fprintf(stderr, NAME ": skipped: one CPU only, cannot check a move between two\n");
+		return 77;
+	}
+	return 0;
+}
