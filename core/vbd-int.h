@@ -81,6 +81,7 @@ struct vbd {
 	/* Error policy: requests that failed and paused the disk, retried
 	 * first on resume. */
 	enum vbd_error_policy on_write_error, on_read_error;
+	bool submit_follow;		/* --submit-cpu follow, where it pays */
 	struct vbd_req *failed_head, **failed_tail;
 	char pause_reason[96];
 

@@ -9,6 +9,14 @@
 #include "core/vbd-int.h"
 #include "queue/queue.h"
 
+/* The submit thread follows the main thread's CPU only where io_submit
+ * merely queues (O_DIRECT); buffered, it copies the data itself and the
+ * pair does better on two CPUs (docs/performance.md). */
+static void vbd_place_submitter(struct vbd *vbd)
+{
+	tq_set_follow(vbd->q, vbd->submit_follow && vbd->info.direct);
+}
+
 static void vbd_info_from(struct vbd_info *out, const struct vd_info *in)
 {
 	*out = (struct vbd_info){
@@ -38,6 +46,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	vbd->failed_tail = &vbd->failed_head;
 	vbd->on_write_error = cfg->on_write_error;
 	vbd->on_read_error = cfg->on_read_error;
+	vbd->submit_follow = cfg->submit_cpu == VBD_SUBMIT_FOLLOW;
 	vbd->deferred_tail = &vbd->deferred_head;
 	vbd->open_opts.read_only = cfg->read_only;
 	vbd->open_opts.cache = cfg->cache == VBD_CACHE_WRITEBACK ? VD_CACHE_WRITEBACK
@@ -59,7 +68,6 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	if (cfg->queue_depth)
 		qo.depth = cfg->queue_depth;
 	qo.poll_us = cfg->poll_us;
-	qo.submit_free = cfg->submit_cpu == VBD_SUBMIT_FREE;
 	r = tq_create(base, &qo, &vbd->q);
 	if (r < 0) {
 		log_errno(LOG_LVL_ERR, r, "cannot create the I/O queue");
@@ -75,6 +83,7 @@ int vbd_open(struct event_base *base, const struct vbd_config *cfg, struct vbd *
 	if (r < 0)
 		goto err;
 	vbd_info_from(&vbd->info, vd_image_info(vbd->img));
+	vbd_place_submitter(vbd);
 	log_msg(LOG_LVL_INFO, "%s image %s, %llu bytes%s%s",
 		vbd_driver_name(vbd), vbd->image, (unsigned long long)vbd->info.size,
 		vbd->info.read_only ? ", read-only" : "",
@@ -169,6 +178,7 @@ int vbd_reopen_driver(struct vbd *vbd, const char *image, const char *driver,
 	vd_image_close(vbd->img);
 	vbd->img = img;
 	vbd_info_from(&vbd->info, vd_image_info(img));
+	vbd_place_submitter(vbd);
 	free(vbd->image);
 	vbd->image = path;
 	log_msg(LOG_LVL_NOTICE, "reopened %s (%s, %llu bytes)",

@@ -9,12 +9,32 @@
  * moves the submit thread there: one system call per migration, none per
  * request.  The scheduler keeps placing the main thread; only the pair is
  * kept together.  A CPU outside what the process may use is never
- * chosen, since the main thread runs only on those. */
+ * chosen, since the main thread runs only on those.
+ *
+ * This pays only while io_submit merely queues (O_DIRECT).  Buffered,
+ * io_submit copies the data on the submit thread, which then wants a CPU
+ * of its own: the owner decides (tq_set_follow). */
 #include <errno.h>
 #include <sched.h>
 
 #include "common/log.h"
 #include "queue/queue-int.h"
+
+/* Turns following off after a failure or on request: the thread gets
+ * its own CPUs back if it was moved. */
+static void affinity_release(struct tqueue *q)
+{
+	int r;
+
+	q->follow = false;
+	if (q->submit_cpu < 0)
+		return;
+	r = pthread_setaffinity_np(q->submit_thread, sizeof(q->start_cpus), &q->start_cpus);
+	if (r)
+		log_errno(LOG_LVL_WARN, r, "queue: cannot give the submit thread its CPUs back;"
+			  " it stays on CPU %d", q->submit_cpu);
+	q->submit_cpu = -1;
+}
 
 void tq_follow_main(struct tqueue *q)
 {
@@ -24,6 +44,16 @@ void tq_follow_main(struct tqueue *q)
 
 	if (cpu < 0 || cpu == q->submit_cpu || cpu >= CPU_SETSIZE)
 		return;
+	if (q->submit_cpu < 0) {
+		r = pthread_getaffinity_np(q->submit_thread, sizeof(q->start_cpus),
+					   &q->start_cpus);
+		if (r) {
+			log_errno(LOG_LVL_WARN, r, "queue: cannot read the submit thread's CPUs;"
+				  " it runs free");
+			q->follow = false;
+			return;
+		}
+	}
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
 	r = pthread_setaffinity_np(q->submit_thread, sizeof(set), &set);
@@ -32,9 +62,17 @@ void tq_follow_main(struct tqueue *q)
 		 * say so once and leave the thread where the scheduler puts it. */
 		log_errno(LOG_LVL_WARN, r, "queue: cannot move the submit thread to CPU %d;"
 			  " it runs free from now on", cpu);
-		q->follow = false;
+		affinity_release(q);
 		return;
 	}
 	q->submit_cpu = cpu;
 	q->moves++;
+}
+
+void tq_set_follow(struct tqueue *q, bool follow)
+{
+	if (follow)
+		q->follow = true;
+	else
+		affinity_release(q);
 }

@@ -4,6 +4,7 @@
 
 #include <libaio.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -59,6 +60,7 @@ struct tqueue {
 	unsigned outstanding;		/* queued and not yet called back */
 	bool follow;			/* move the submit thread to our CPU */
 	int submit_cpu;			/* where it was last moved (-1: nowhere) */
+	cpu_set_t start_cpus;		/* its CPUs before the first move */
 	uint64_t moves;
 	uint64_t ring_reaps, getevents_reaps;
 	struct lat_hist lat_queue;	/* tq_queue -> the submit thread took it */

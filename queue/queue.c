@@ -118,7 +118,6 @@ int tq_create(struct event_base *base, const struct tq_options *o,
 	if (o->no_merge)
 		q->lim.max_iov = 0;
 	q->poll_ns = (uint64_t)o->poll_us * 1000;
-	q->follow = !o->submit_free;
 	q->submit_cpu = -1;
 	if (!q->opt.submit_batch)
 		q->opt.submit_batch = TQ_SUBMIT_BATCH;

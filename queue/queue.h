@@ -40,9 +40,6 @@ struct tq_options {
 	unsigned poll_us;	/* submit thread: spin this long for more work
 				 * before sleeping, within 1 ms of the last
 				 * (0: never spin) */
-	bool submit_free;	/* leave the submit thread where the scheduler
-				 * puts it; default: it follows the main
-				 * thread's CPU (queue/affinity.c) */
 };
 
 /* Counters of the statistics contract, and where time goes per stage. */
@@ -108,6 +105,13 @@ int tq_wait(struct tqueue *q);
 
 /* tiocbs queued and not yet completed (waiting + pending + being reaped). */
 unsigned tq_outstanding(struct tqueue *q);
+
+/* Main thread: whether the submit thread runs on the CPU the main thread
+ * runs on, moved when that changes (queue/affinity.c).  Off by default:
+ * only the owner knows whether io_submit merely queues (O_DIRECT) or
+ * does the copy itself (buffered), where the two threads want two CPUs.
+ * Turned off, the thread gets back the CPUs it had before it moved. */
+void tq_set_follow(struct tqueue *q, bool follow);
 
 void tq_get_stats(struct tqueue *q, struct tq_stats *s);
 const struct tq_fd_caps *tq_caps(struct tqueue *q);

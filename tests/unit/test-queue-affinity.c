@@ -5,8 +5,10 @@
  * its name in /proc/self/task) may then run on that CPU only and that
  * the queue counted one move.  More reads from the same CPU move nothing
  * (no system call per request).  Pinned to a second CPU, the next read
- * moves the submit thread there.  A queue with submit_free leaves the
- * thread on every CPU the process may use and counts no move.
+ * moves the submit thread there.  Following turned off again gives the
+ * thread back every CPU the process may use.  A queue that was never told
+ * to follow (the default: its owner knows whether io_submit only queues)
+ * leaves the thread on those CPUs and counts no move.
  *
  * The move between two CPUs needs two CPUs this process may use; with one,
  * the rest runs and the test then exits 77, saying so. */
@@ -129,6 +131,7 @@ int main(void)
 	struct event_base *base;
 	struct tqueue *q;
 	int fd, cpus[2], ncpu = 0;
+	uint64_t n;
 	bool skipped_move = false;
 
 	signal(SIGALRM, on_alarm);
@@ -145,9 +148,10 @@ int main(void)
 	base = event_base_new();
 	REQUIRE(base);
 
-	/* Default: follow. */
+	/* Following. */
 	tq_options_default(&o);
 	REQUIRE(tq_create(base, &o, &q) == 0);
+	tq_set_follow(q, true);
 	CHECK_EQ(moves(q), 0);
 	pin_self(cpus[0]);
 	one_read(q, fd);
@@ -169,12 +173,19 @@ int main(void)
 	} else {
 		skipped_move = true;
 	}
+	/* Off again: every CPU back, and no more moves. */
+	tq_set_follow(q, false);
+	CHECK(submit_allowed(&all));
+	n = moves(q);
+	pin_self(cpus[0]);
+	one_read(q, fd);
+	CHECK(submit_allowed(&all));
+	CHECK_EQ(moves(q), n);
 	tq_destroy(q);
 
-	/* submit_free: the thread keeps the process's CPUs. */
+	/* The default: the thread keeps the process's CPUs. */
 	REQUIRE(sched_setaffinity(0, sizeof(all), &all) == 0);
 	tq_options_default(&o);
-	o.submit_free = true;
 	REQUIRE(tq_create(base, &o, &q) == 0);
 	pin_self(cpus[0]);
 	for (int i = 0; i < 5; i++)
