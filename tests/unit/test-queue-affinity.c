@@ -35,14 +35,6 @@
 static char buf[BLK] __attribute__((aligned(BLK)));
 static int done_count;
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = NAME ": timed out\n";
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0)
-		_exit(1);
-	_exit(1);
-}
 
 static void read_done(struct tiocb *t, long res)
 {
@@ -134,8 +126,7 @@ int main(void)
 	uint64_t n;
 	bool skipped_move = false;
 
-	signal(SIGALRM, on_alarm);
-	alarm(30);
+	test_timeout(NAME, 30);
 	REQUIRE(sched_getaffinity(0, sizeof(all), &all) == 0);
 	for (int c = 0; c < CPU_SETSIZE && ncpu < 2; c++)
 		if (CPU_ISSET(c, &all))

@@ -55,14 +55,6 @@ struct rd {
 static struct rd reads[NREAD];
 static char cg_dir[256], cg_parent_procs[256];
 
-static void on_alarm(int sig)
-{
-	static const char msg[] = NAME ": timed out\n";
-	(void)sig;
-	if (write(2, msg, sizeof(msg) - 1) < 0)
-		_exit(1);
-	_exit(1);
-}
 
 static void sleep_ms(unsigned ms)
 {
@@ -294,8 +286,7 @@ int main(void)
 	struct stat st;
 	int fd, ret = SKIP;
 
-	signal(SIGALRM, on_alarm);
-	alarm(60);
+	test_timeout(NAME, 60);
 	if (geteuid() != 0) {
 		fprintf(stderr, NAME ": skipped: loop devices and cgroups need root\n");
 		return SKIP;
