@@ -105,11 +105,7 @@ static int cfg_read_only(struct vd_config *cfg, const char *value, char *msg,
 static int cfg_cache(struct vd_config *cfg, const char *value, char *msg,
 		     size_t msglen)
 {
-	if (strcmp(value, "none") == 0)
-		cfg->cache = VBD_CACHE_NONE;
-	else if (strcmp(value, "writeback") == 0)
-		cfg->cache = VBD_CACHE_WRITEBACK;
-	else {
+	if (vd_cache_parse(value, &cfg->cache) < 0) {
 		snprintf(msg, msglen, "'%s' is not none or writeback", value);
 		return -EINVAL;
 	}
@@ -119,11 +115,7 @@ static int cfg_cache(struct vd_config *cfg, const char *value, char *msg,
 static int cfg_submit_cpu(struct vd_config *cfg, const char *value, char *msg,
 			  size_t msglen)
 {
-	if (strcmp(value, "follow") == 0)
-		cfg->submit_cpu = VBD_SUBMIT_FOLLOW;
-	else if (strcmp(value, "free") == 0)
-		cfg->submit_cpu = VBD_SUBMIT_FREE;
-	else {
+	if (vd_submit_cpu_parse(value, &cfg->submit_cpu) < 0) {
 		snprintf(msg, msglen, "'%s' is not follow or free", value);
 		return -EINVAL;
 	}

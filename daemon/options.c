@@ -175,11 +175,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		case 'c': o->control = optarg; break;
 		case 'r': o->read_only = true; break;
 		case OPT_CACHE:
-			if (strcmp(optarg, "none") == 0)
-				o->cache = VBD_CACHE_NONE;
-			else if (strcmp(optarg, "writeback") == 0)
-				o->cache = VBD_CACHE_WRITEBACK;
-			else {
+			if (vd_cache_parse(optarg, &o->cache) < 0) {
 				fprintf(stderr, "vdiskd: --cache: '%s' is not none or writeback\n",
 					optarg);
 				return VD_OPT_BAD;
@@ -199,11 +195,7 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 			o->set |= VD_SET_POLL_US;
 			break;
 		case OPT_SUBMIT_CPU:
-			if (strcmp(optarg, "follow") == 0)
-				o->submit_cpu = VBD_SUBMIT_FOLLOW;
-			else if (strcmp(optarg, "free") == 0)
-				o->submit_cpu = VBD_SUBMIT_FREE;
-			else {
+			if (vd_submit_cpu_parse(optarg, &o->submit_cpu) < 0) {
 				fprintf(stderr, "vdiskd: --submit-cpu: '%s' is not follow or free\n",
 					optarg);
 				return VD_OPT_BAD;
@@ -348,6 +340,28 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 		return VD_OPT_USAGE;
 	}
 	return VD_OPT_OK;
+}
+
+int vd_cache_parse(const char *s, enum vbd_cache *out)
+{
+	if (strcmp(s, "none") == 0)
+		*out = VBD_CACHE_NONE;
+	else if (strcmp(s, "writeback") == 0)
+		*out = VBD_CACHE_WRITEBACK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int vd_submit_cpu_parse(const char *s, enum vbd_submit_cpu *out)
+{
+	if (strcmp(s, "follow") == 0)
+		*out = VBD_SUBMIT_FOLLOW;
+	else if (strcmp(s, "free") == 0)
+		*out = VBD_SUBMIT_FREE;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out)

@@ -97,6 +97,10 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv);
 int vd_options_finish(struct vd_options *o);
 void vd_options_free(struct vd_options *o);
 
+/* "none" or "writeback"; -EINVAL otherwise. */
+int vd_cache_parse(const char *s, enum vbd_cache *out);
+/* "follow" or "free"; -EINVAL otherwise. */
+int vd_submit_cpu_parse(const char *s, enum vbd_submit_cpu *out);
 /* "report", "pause", or for writes "enospc". */
 int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out);
 
