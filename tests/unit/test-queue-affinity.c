@@ -13,11 +13,8 @@
  * The move between two CPUs needs two CPUs this process may use; with one,
  * the rest runs and the test then exits 77, saying so. */
 #include <dirent.h>
-#include <errno.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +31,6 @@
 
 static char buf[BLK] __attribute__((aligned(BLK)));
 static int done_count;
-
 
 static void read_done(struct tiocb *t, long res)
 {
@@ -115,10 +111,24 @@ static uint64_t moves(struct tqueue *q)
 	return s.moves;
 }
 
+/* From CPU cpu, one read: the submit thread must then be on cpu alone,
+ * after want_moves moves in all. */
+static void read_from(struct tqueue *q, int fd, int cpu, uint64_t want_moves)
+{
+	cpu_set_t one;
+
+	pin_self(cpu);
+	one_read(q, fd);
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	CHECK(submit_allowed(&one));
+	CHECK_EQ(moves(q), want_moves);
+}
+
 int main(void)
 {
 	char path[] = "/tmp/" NAME ".XXXXXX";
-	cpu_set_t all, one;
+	cpu_set_t all;
 	struct tq_options o;
 	struct event_base *base;
 	struct tqueue *q;
@@ -144,22 +154,12 @@ int main(void)
 	REQUIRE(tq_create(base, &o, &q) == 0);
 	tq_set_follow(q, true);
 	CHECK_EQ(moves(q), 0);
-	pin_self(cpus[0]);
-	one_read(q, fd);
-	CPU_ZERO(&one);
-	CPU_SET(cpus[0], &one);
-	CHECK(submit_allowed(&one));
-	CHECK_EQ(moves(q), 1);
+	read_from(q, fd, cpus[0], 1);
 	for (int i = 0; i < 20; i++)
 		one_read(q, fd);
 	CHECK_EQ(moves(q), 1);
 	if (ncpu == 2) {
-		pin_self(cpus[1]);
-		one_read(q, fd);
-		CPU_ZERO(&one);
-		CPU_SET(cpus[1], &one);
-		CHECK(submit_allowed(&one));
-		CHECK_EQ(moves(q), 2);
+		read_from(q, fd, cpus[1], 2);
 		fprintf(stderr, NAME ": followed CPU %d to CPU %d\n", cpus[0], cpus[1]);
 	} else {
 		skipped_move = true;
