@@ -11,14 +11,24 @@
  * kept together.  A CPU outside what the process may use is never
  * chosen, since the main thread runs only on those.
  *
+ * The pair can also chase each other: a submit thread still running
+ * where the main thread slept makes the scheduler wake the main thread
+ * on the other CPU, and the next kick moves the submit thread after it.
+ * At QD1 that was a move for most requests, so the thread moves at most
+ * once per TQ_FOLLOW_GAP_NS: a real migration is followed within it, a
+ * chase costs at most a thousand system calls a second.
+ *
  * This pays only while io_submit merely queues (O_DIRECT).  Buffered,
  * io_submit copies the data on the submit thread, which then wants a CPU
  * of its own: the owner decides (tq_set_follow). */
 #include <errno.h>
 #include <sched.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "queue/queue-int.h"
+
+enum { TQ_FOLLOW_GAP_NS = 1000 * 1000 };	/* 1 ms */
 
 /* Turns following off after a failure or on request: the thread gets
  * its own CPUs back if it was moved. */
@@ -40,9 +50,13 @@ void tq_follow_main(struct tqueue *q)
 {
 	int cpu = sched_getcpu();
 	cpu_set_t set;
+	uint64_t now;
 	int r;
 
 	if (cpu < 0 || cpu == q->submit_cpu || cpu >= CPU_SETSIZE)
+		return;
+	now = vd_now_ns();
+	if (q->submit_cpu >= 0 && now - q->moved_ns < TQ_FOLLOW_GAP_NS)
 		return;
 	if (q->submit_cpu < 0) {
 		r = pthread_getaffinity_np(q->submit_thread, sizeof(q->start_cpus),
@@ -66,6 +80,7 @@ void tq_follow_main(struct tqueue *q)
 		return;
 	}
 	q->submit_cpu = cpu;
+	q->moved_ns = now;
 	q->moves++;
 }
 

@@ -62,6 +62,7 @@ struct tqueue {
 	int submit_cpu;			/* where it was last moved (-1: nowhere) */
 	cpu_set_t start_cpus;		/* its CPUs before the first move */
 	uint64_t moves;
+	uint64_t moved_ns;		/* when it last moved */
 	uint64_t ring_reaps, getevents_reaps;
 	struct lat_hist lat_queue;	/* tq_queue -> the submit thread took it */
 	struct lat_hist lat_device;	/* taken -> completion reaped */

@@ -10,6 +10,9 @@
  * to follow (the default: its owner knows whether io_submit only queues)
  * leaves the thread on those CPUs and counts no move.
  *
+ * Reads from CPUs that alternate on every read move the thread at most
+ * once a millisecond.
+ *
  * The move between two CPUs needs two CPUs this process may use; with one,
  * the rest runs and the test then exits 77, saying so. */
 #include <dirent.h>
@@ -22,6 +25,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "queue/queue.h"
 #include "queue/tiocb.h"
 #include "tests/lib/test.h"
@@ -125,6 +129,29 @@ static void read_from(struct tqueue *q, int fd, int cpu, uint64_t want_moves)
 	CHECK_EQ(moves(q), want_moves);
 }
 
+/* The main thread changing CPU on every request (a chase: see
+ * queue/affinity.c) gets the submit thread moved at most once a
+ * millisecond, not once a request. */
+static void chase(struct tqueue *q, int fd, const int cpus[2])
+{
+	enum { ROUNDS = 200 };
+	uint64_t m0 = moves(q), t0 = vd_now_ns(), ms, made;
+
+	for (int i = 0; i < ROUNDS; i++) {
+		pin_self(cpus[i % 2]);
+		one_read(q, fd);
+	}
+	ms = (vd_now_ns() - t0) / 1000000;
+	made = moves(q) - m0;
+	fprintf(stderr, NAME ": %d reads from alternating CPUs in %llu ms: %llu moves\n",
+		ROUNDS, (unsigned long long)ms, (unsigned long long)made);
+	CHECK(made <= ms + 1);
+	CHECK(made >= 1);	/* it still follows */
+	/* Only a bound below the number of reads can see a move per read. */
+	if (ms + 1 >= ROUNDS)
+		fprintf(stderr, NAME ": the reads took too long for the bound to mean much\n");
+}
+
 int main(void)
 {
 	char path[] = "/tmp/" NAME ".XXXXXX";
@@ -159,8 +186,10 @@ int main(void)
 		one_read(q, fd);
 	CHECK_EQ(moves(q), 1);
 	if (ncpu == 2) {
+		usleep(2000);	/* moves are at least 1 ms apart */
 		read_from(q, fd, cpus[1], 2);
 		fprintf(stderr, NAME ": followed CPU %d to CPU %d\n", cpus[0], cpus[1]);
+		chase(q, fd, cpus);
 	} else {
 		skipped_move = true;
 	}
