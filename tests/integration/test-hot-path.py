@@ -1,0 +1,255 @@
+"""The I/O path allocates nothing per request and makes few system calls.
+
+For -d ram, a raw file with --cache writeback and a raw file with
+--cache none (O_DIRECT: only where TESTS_TMP takes it), after a warm-up
+that fills the request pool: pipelined 4k reads and writes, 32 at a time
+(each batch of 32 in one write, so the daemon may take it in one read),
+then 4k reads and writes one at a time (QD1).  The disk is written
+whole first, so the ram driver's memory is taken before counting.
+
+- Heap allocations (tests/lib/alloc-count-shim.so preloaded; not in
+  sanitizer builds, which bring their own allocator): fewer than one per
+  100 requests over both loads.  A `stats` control command, whose JSON
+  reply is built on the heap, must be seen to allocate: else the count
+  could pass for nothing.
+- System calls (strace -c -f attached to the daemon): at QD32, under one
+  per request, since one readv, one io_submit and one sendmsg each carry
+  many requests.  At QD1, at most what the path itself needs per request:
+  3 in memory (epoll_wait, readv, sendmsg); 8 with the submit thread
+  (also its futex wake and wait, io_submit, and the main loop's wait
+  for the completion), plus a little slack for the loop's extra turns.
+  Not counted there: the submit thread's moves (sched_setaffinity, when it
+  follows the main thread under O_DIRECT).  strace's own stops make the
+  main thread change CPU every other request; untraced, the moves are
+  checked on their own: under one per 4 requests at QD1 (`submit_moves`).
+
+A part that cannot run (no strace, no O_DIRECT, a sanitizer build) is
+named, the others still run, and the test then exits 77."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from nbd_client import (CMD_READ, CMD_WRITE, SIMPLE_REPLY_MAGIC, Checks, Client,  # noqa: E402
+                        Daemon, MiB, skip)
+import struct  # noqa: E402
+
+SIZE = 64 * MiB
+QD = 32
+BATCHES = 100          # of QD requests: 3,200 pipelined
+SINGLES = 1000         # requests at QD1
+ALLOC_LIMIT = 0.01     # allocations per request
+QD32_LIMIT = 1.0       # system calls per request
+QD1_LIMIT = {"ram": 3.2, "submit": 7.5}
+MOVES_LIMIT = 0.25     # submit thread moves per request, untraced QD1
+NOT_PATH = {"sched_setaffinity"}
+
+tmp = os.environ.get("TESTS_TMP") or "/tmp"
+build = os.environ.get("TESTS_BUILD", "build/tests")
+exe = os.environ.get("VDISKD", "build/vdiskd")
+shim = os.path.join(build, "alloc-count-shim.so")
+payload = os.urandom(4096)
+skipped = []
+
+
+def pipelined(c, batches):
+    """batches x QD 4k requests, half reads, half writes, QD in flight."""
+    for _ in range(batches):
+        out = []
+        for i in range(QD):
+            off = random.randrange(SIZE // 4096) * 4096
+            if i % 2:
+                out.append(Client.request_bytes(CMD_WRITE, off, 4096, handle=i + 1,
+                                                payload=payload))
+            else:
+                out.append(Client.request_bytes(CMD_READ, off, 4096, handle=i + 1))
+        c.send(b"".join(out))
+        for _ in range(QD):
+            magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
+            assert magic == SIMPLE_REPLY_MAGIC and err == 0, (hex(magic), err)
+            if h % 2:      # handles 1, 3, ... are the reads
+                c.recv_exact(4096)
+    return batches * QD
+
+
+def singles(c, n):
+    for i in range(n):
+        off = random.randrange(SIZE // 4096) * 4096
+        if i % 2:
+            err, _, _ = c.cmd(CMD_WRITE, off, 4096, payload=payload)
+        else:
+            err, _, _ = c.cmd(CMD_READ, off, 4096)
+        assert err == 0, err
+    return n
+
+
+def sanitized():
+    try:
+        out = subprocess.run(["ldd", exe], capture_output=True, text=True).stdout
+    except OSError:
+        return False
+    return "libasan" in out or "libtsan" in out
+
+
+def count_file_read(path):
+    with open(path, "rb") as f:
+        return struct.unpack("=Q", f.read(8))[0]
+
+
+class Strace:
+    """strace -c -f on a running process; stop() gives {syscall: calls}."""
+
+    def __init__(self, pid, out):
+        self.out = out
+        self.proc = subprocess.Popen(["strace", "-qq", "-c", "-f", "-o", out,
+                                      "-p", str(pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)     # every thread attached
+        if self.proc.poll() is not None:
+            raise RuntimeError("strace: " + self.proc.stderr.read().decode())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(20)
+        calls = {}
+        with open(self.out) as f:
+            for line in f:
+                parts = line.split()
+                # % time, seconds, usecs/call, calls, [errors,] syscall
+                if len(parts) >= 5 and parts[3].isdigit() and parts[-1] != "total":
+                    calls[parts[-1]] = int(parts[3])
+        os.unlink(self.out)
+        return calls
+
+
+def path_calls(calls):
+    return sum(v for k, v in calls.items() if k not in NOT_PATH)
+
+
+def stat(d, name):
+    """One counter from `stats` (searched for by name)."""
+    def find(x):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                if k == name:
+                    return v
+                r = find(v)
+                if r is not None:
+                    return r
+        return None
+    v = find(d.stats())
+    assert v is not None, "no %s in stats" % name
+    return v
+
+
+def summary(calls, n):
+    top = sorted(calls.items(), key=lambda kv: -kv[1])
+    return ", ".join("%s %.3f" % (k, v / n) for k, v in top)
+
+
+def case(ck, label, kind, args):
+    count_path = os.path.join(tmp, "alloc.%d.count" % os.getpid())
+    env_saved = dict(os.environ)
+    counting = os.path.exists(shim) and not sanitized()
+    if counting:
+        os.environ["LD_PRELOAD"] = shim
+        os.environ["ALLOC_COUNT_FILE"] = count_path
+    try:
+        d = Daemon(*args)
+    finally:
+        os.environ.clear()
+        os.environ.update(env_saved)
+    try:
+        c = d.client(timeout=30)
+        c.negotiate(structured=False)
+        for off in range(0, SIZE, 256 * 1024):     # every chunk of a ram disk
+            err, _, _ = c.cmd(CMD_WRITE, off, 256 * 1024, payload=payload * 64)
+            assert err == 0, err
+        pipelined(c, 20)           # fills the request pool and the buffers
+        singles(c, 50)
+        m0 = stat(d, "submit_moves")
+        n = singles(c, SINGLES)
+        moves = (stat(d, "submit_moves") - m0) / n
+        ck.check("%s: QD1 untraced, %.3f submit thread moves a request (< %.2f)"
+                 % (label, moves, MOVES_LIMIT), moves < MOVES_LIMIT)
+
+        if counting:
+            a0 = count_file_read(count_path)
+            n = pipelined(c, BATCHES) + singles(c, SINGLES)
+            a1 = count_file_read(count_path)
+            per = (a1 - a0) / n
+            ck.check("%s: %d heap allocations in %d requests, %.4f a request (< %.2f)"
+                     % (label, a1 - a0, n, per, ALLOC_LIMIT), per < ALLOC_LIMIT)
+            d.stats()
+            a2 = count_file_read(count_path)
+            ck.check("%s: the count sees a stats command allocate (%d)" % (label, a2 - a1),
+                     a2 > a1)
+        elif label.startswith("-d ram"):
+            skipped.append("allocation counts (%s)" %
+                           ("a sanitizer build" if os.path.exists(shim) else "no " + shim))
+
+        if os.path.exists("/usr/bin/strace") or subprocess.run(
+                ["sh", "-c", "command -v strace"], capture_output=True).returncode == 0:
+            out = os.path.join(tmp, "strace.%d.out" % os.getpid())
+            st = Strace(d.proc.pid, out)
+            n = pipelined(c, BATCHES)
+            calls = st.stop()
+            per = path_calls(calls) / n
+            ck.check("%s: QD32, %.3f system calls a request (< %.1f)" % (label, per, QD32_LIMIT),
+                     per < QD32_LIMIT, summary(calls, n))
+            print("  %s" % summary(calls, n))
+            st = Strace(d.proc.pid, out)
+            n = singles(c, SINGLES)
+            calls = st.stop()
+            per = path_calls(calls) / n
+            ck.check("%s: QD1, %.2f system calls a request (<= %.1f)"
+                     % (label, per, QD1_LIMIT[kind]), per <= QD1_LIMIT[kind],
+                     summary(calls, n))
+            print("  %s" % summary(calls, n))
+        elif label.startswith("-d ram"):
+            skipped.append("system call counts (no strace)")
+        c.close()
+        ck.check("%s: the daemon stops cleanly" % label, d.stop() == 0)
+    finally:
+        d.kill()
+        if os.path.exists(count_path):
+            os.unlink(count_path)
+
+
+def direct_ok(path):
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def main():
+    ck = Checks()
+    img = os.path.join(tmp, "hot-path.%d.img" % os.getpid())
+    with open(img, "wb") as f:
+        f.truncate(SIZE)
+    try:
+        configs = [("-d ram", "ram", ["-d", "ram", "64M"]),
+                   ("--cache writeback", "submit", ["--cache", "writeback", img])]
+        if direct_ok(img):
+            configs.append(("--cache none", "submit", ["--cache", "none", img]))
+        else:
+            skipped.append("--cache none (%s does not take O_DIRECT)" % tmp)
+        for label, kind, args in configs:
+            ck.run(label + ": every step ran", case, ck, label, kind, args)
+    finally:
+        os.unlink(img)
+    if skipped and ck.failed == 0:
+        print("%d checks passed, 0 failed" % ck.passed)
+        skip("not run: " + "; ".join(skipped))
+    ck.finish()
+
+
+if __name__ == "__main__":
+    main()
