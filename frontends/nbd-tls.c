@@ -9,7 +9,9 @@
  * connection code runs its read handler again for it, since the socket
  * will not wake it.  GnuTLS reads through nbd_tls_pull, which takes up to
  * NBD_TLS_IBUF bytes per read(2): a client that sends each request in its
- * own small record costs one system call per batch, not two per record.
+ * own small record costs one system call per batch, not two per record,
+ * and a short read ends the batch, as on a plain socket (no read(2) that
+ * only says EAGAIN).
  * Output: small replies gathered by the connection are corked into as
  * few records as their size needs (one uncork per batch, no allocation
  * per request); a large payload tops the corked record up to a whole one
@@ -49,6 +51,7 @@ struct nbd_tls_conn {
 	int fd;
 	uint8_t *ibuf;		/* socket bytes GnuTLS has not pulled yet */
 	size_t ipos, ilen;
+	bool drained;		/* the last read(2) came back short */
 	uint8_t *obuf;		/* encrypted records not yet on the socket */
 	size_t opos, olen;
 	bool gather;		/* in a batch: records wait in obuf */
@@ -82,6 +85,16 @@ static ssize_t nbd_tls_error(struct nbd_conn *c, ssize_t r, const char *what)
 	return -1;
 }
 
+/* Everything read so far is taken and the last read(2) was short: the
+ * socket was empty then, and anything that came since wakes the loop
+ * again.  Asking GnuTLS for another record would cost a read(2) that
+ * says EAGAIN, once per batch (every request at QD1). */
+static bool nbd_tls_drained(const struct nbd_tls_conn *t)
+{
+	return t->drained && t->ipos == t->ilen &&
+		gnutls_record_check_pending(t->session) == 0;
+}
+
 static ssize_t nbd_tls_recv(struct nbd_conn *c, const struct iovec *iov, int n)
 {
 	gnutls_session_t s = c->tls->session;
@@ -91,9 +104,12 @@ static ssize_t nbd_tls_recv(struct nbd_conn *c, const struct iovec *iov, int n)
 		size_t got = 0;
 
 		while (got < iov[i].iov_len) {
-			ssize_t r = gnutls_record_recv(s, (uint8_t *)iov[i].iov_base + got,
-						       iov[i].iov_len - got);
+			ssize_t r;
 
+			if (total && nbd_tls_drained(c->tls))
+				return total;
+			r = gnutls_record_recv(s, (uint8_t *)iov[i].iov_base + got,
+					       iov[i].iov_len - got);
 			if (r > 0) {
 				got += (size_t)r;
 				total += r;
@@ -130,10 +146,12 @@ static ssize_t nbd_tls_pull(gnutls_transport_ptr_t p, void *data, size_t len)
 		t->ipos = t->ilen = 0;
 		n = read(t->fd, t->ibuf, NBD_TLS_IBUF);
 		if (n <= 0) {
+			t->drained = false;
 			gnutls_transport_set_errno(t->session, n < 0 ? errno : 0);
 			return n;
 		}
 		t->ilen = (size_t)n;
+		t->drained = (size_t)n < NBD_TLS_IBUF;
 	}
 	n = (ssize_t)(t->ilen - t->ipos < len ? t->ilen - t->ipos : len);
 	memcpy(data, t->ibuf + t->ipos, (size_t)n);
