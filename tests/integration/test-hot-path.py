@@ -1,7 +1,8 @@
 """The I/O path allocates nothing per request and makes few system calls.
 
-For -d ram, a raw file with --cache writeback, a raw file with
---cache none (O_DIRECT: only where TESTS_TMP takes it) and -d ram over
+For -d ram, a raw file with --cache writeback, a raw file and a dynamic
+VHD (vdisk-img create) with --cache none (O_DIRECT: only where TESTS_TMP
+takes it) and -d ram over
 X.509 TLS (Python's ssl as the client, through STARTTLS), after a warm-up
 that fills the request pool: pipelined 4k reads and writes, 32 at a time
 (each batch of 32 in one write, so the daemon may take it in one read),
@@ -276,13 +277,17 @@ def direct_ok(path):
 def main():
     ck = Checks()
     img = os.path.join(tmp, "hot-path.%d.img" % os.getpid())
+    vhd = img + ".vhd"
     with open(img, "wb") as f:
         f.truncate(SIZE)
     try:
         configs = [("-d ram", "ram", ["-d", "ram", "64M"]),
                    ("--cache writeback", "submit", ["--cache", "writeback", img])]
+        subprocess.run([os.path.join(os.path.dirname(os.path.abspath(exe)), "vdisk-img"),
+                        "create", vhd, str(SIZE)], check=True)
         if direct_ok(img):
             configs.append(("--cache none", "submit", ["--cache", "none", img]))
+            configs.append(("VHD, --cache none", "submit", ["--cache", "none", vhd]))
         else:
             skipped.append("--cache none (%s does not take O_DIRECT)" % tmp)
         for label, kind, args in configs:
@@ -300,6 +305,8 @@ def main():
         shutil.rmtree(pki, ignore_errors=True)
     finally:
         os.unlink(img)
+        if os.path.exists(vhd):
+            os.unlink(vhd)
     if skipped and ck.failed == 0:
         print("%d checks passed, 0 failed" % ck.passed)
         skip("not run: " + "; ".join(skipped))
