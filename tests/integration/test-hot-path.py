@@ -6,7 +6,9 @@ takes it) and -d ram over
 X.509 TLS (Python's ssl as the client, through STARTTLS), after a warm-up
 that fills the request pool: pipelined 4k reads and writes, 32 at a time
 (each batch of 32 in one write, so the daemon may take it in one read),
-then 4k reads and writes one at a time (QD1).  The disk is written
+then 4k reads and writes one at a time (QD1), with structured replies
+(as qemu and libnbd negotiate them) and once, in memory, with simple
+replies.  The disk is written
 whole first, so the ram driver's memory is taken before counting.
 
 - Heap allocations (tests/lib/alloc-count-shim.so preloaded; not in
@@ -79,6 +81,10 @@ def pipelined(c, batches):
                 out.append(Client.request_bytes(CMD_READ, off, 4096, handle=i + 1))
         c.send(b"".join(out))
         for _ in range(QD):
+            if c.structured:
+                h, err, data, _ = c.read_reply()
+                assert err == 0 and len(data) == (4096 if h % 2 else 0), (h, err, len(data))
+                continue
             magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
             assert magic == SIMPLE_REPLY_MAGIC and err == 0, (hex(magic), err)
             if h % 2:      # handles 1, 3, ... are the reads
@@ -161,10 +167,13 @@ def summary(calls, n):
     return ", ".join("%s %.3f" % (k, v / n) for k, v in top)
 
 
-def plain(d):
-    c = d.client(timeout=30)
-    c.negotiate(structured=False)
-    return c
+def plain(structured=True):
+    def connect(d):
+        c = d.client(timeout=30)
+        c.negotiate(structured=structured)
+        assert c.structured == structured, c.structured
+        return c
+    return connect
 
 
 def tls_connect(pki):
@@ -181,12 +190,13 @@ def tls_connect(pki):
         assert r[1] == REP_ACK, r
         c.sock = ctx.wrap_socket(c.sock, server_hostname="localhost")
         c.start = lambda *a, **k: None     # the greeting was in clear text
-        c.negotiate(structured=False)
+        c.negotiate()
+        assert c.structured
         return c
     return connect
 
 
-def case(ck, label, kind, args, connect=plain):
+def case(ck, label, kind, args, connect=plain()):
     count_path = os.path.join(tmp, "alloc.%d.count" % os.getpid())
     env_saved = dict(os.environ)
     counting = os.path.exists(shim) and not sanitized()
@@ -282,6 +292,7 @@ def main():
         f.truncate(SIZE)
     try:
         configs = [("-d ram", "ram", ["-d", "ram", "64M"]),
+                   ("-d ram, simple replies", "ram", ["-d", "ram", "64M"], plain(False)),
                    ("--cache writeback", "submit", ["--cache", "writeback", img])]
         subprocess.run([os.path.join(os.path.dirname(os.path.abspath(exe)), "vdisk-img"),
                         "create", vhd, str(SIZE)], check=True)
@@ -290,8 +301,8 @@ def main():
             configs.append(("VHD, --cache none", "submit", ["--cache", "none", vhd]))
         else:
             skipped.append("--cache none (%s does not take O_DIRECT)" % tmp)
-        for label, kind, args in configs:
-            ck.run(label + ": every step ran", case, ck, label, kind, args)
+        for label, kind, args, *connect in configs:
+            ck.run(label + ": every step ran", case, ck, label, kind, args, *connect)
         pki = os.path.join(tmp, "hot-path-pki.%d" % os.getpid())
         r = subprocess.run(["bash", os.path.join(os.path.dirname(__file__), "..", "lib",
                                                  "make-pki.sh"), pki],
