@@ -38,11 +38,11 @@ named, the others still run, and the test then exits 77."""
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from nbd_client import (CMD_READ, CMD_WRITE, OPT_STARTTLS, REP_ACK,  # noqa: E402
@@ -121,16 +121,25 @@ class Strace:
 
     def __init__(self, pid, out):
         self.out = out
-        self.proc = subprocess.Popen(["strace", "-qq", "-c", "-f", "-o", out,
-                                      "-p", str(pid)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.5)     # every thread attached
-        if self.proc.poll() is not None:
-            raise RuntimeError("strace: " + self.proc.stderr.read().decode())
+        want = len(os.listdir("/proc/%d/task" % pid))
+        self.proc = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pid)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        # Wait for "Process N attached with M threads" (or one "attached"
+        # per thread), so that no part of the load goes uncounted.
+        seen, lines = 0, []
+        while seen < want:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError("strace: " + "".join(lines))
+            lines.append(line)
+            m = re.search(r"attached(?: with (\d+) threads)?", line)
+            if m:
+                seen += int(m.group(1) or 1)
 
     def stop(self):
         self.proc.send_signal(signal.SIGINT)
-        self.proc.wait(20)
+        self.proc.communicate(timeout=20)
         calls = {}
         with open(self.out) as f:
             for line in f:
