@@ -92,7 +92,9 @@ struct vbd {
 	bool in_submit;
 	struct vbd_waiter *waiters;	/* drain waiters */
 
-	struct vbd_req *pool;		/* free requests */
+	struct vbd_req *pool;		/* free requests, buffers <= 128 KiB */
+	struct vbd_req *pool_big;	/* free requests with larger buffers */
+	uint64_t pool_big_bytes;	/* the size of those buffers */
 	unsigned pool_free, pool_total;
 	uint64_t buffer_bytes;		/* asked for by requests out of the pool */
 	uint64_t buffer_limit;		/* the budget frontends keep to */

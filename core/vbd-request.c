@@ -12,10 +12,15 @@
 #include "queue/queue.h"
 
 enum {
-	VBD_POOL_BUF = 128 * 1024,	/* buffer a pooled request keeps */
-	VBD_POOL_KEEP_BUF = 1024 * 1024,/* larger buffers are not kept */
-	VBD_POOL_MAX_FREE = 256,	/* free requests kept: at most 32 MiB of
-				 * buffers per disk after a burst */
+	VBD_POOL_BUF = 128 * 1024,	/* buffer every pooled request may keep */
+	/* Larger buffers the free pool keeps, all of them together.  A
+	 * client that moves data in requests of a few MiB (qemu-img convert:
+	 * 2 MiB, 8 at once) then reuses them, instead of having every request
+	 * map a fresh buffer and fault in each of its pages. */
+	VBD_POOL_BIG_BYTES = 32 * 1024 * 1024,
+	VBD_POOL_MAX_FREE = 256,	/* free requests kept: with the above, at
+				 * most 64 MiB of buffers per disk after a
+				 * burst */
 	VBD_BUF_ALIGN = 4096,		/* O_DIRECT on any device */
 };
 
@@ -24,17 +29,70 @@ static struct vbd_req *vbd_req_from_io(struct vd_io *io)
 	return (struct vbd_req *)((char *)io - offsetof(struct vbd_req, io));
 }
 
+/* Free requests are kept on two lists: those whose buffer is at most
+ * VBD_POOL_BUF, and those with a larger one, within VBD_POOL_BIG_BYTES. */
+static void vbd_pool_push(struct vbd *vbd, struct vbd_req *req)
+{
+	if (req->cap > VBD_POOL_BUF) {
+		if (vbd->pool_big_bytes + req->cap <= VBD_POOL_BIG_BYTES) {
+			vbd->pool_big_bytes += req->cap;
+			req->vbd_next = vbd->pool_big;
+			vbd->pool_big = req;
+			vbd->pool_free++;
+			return;
+		}
+		free(req->pub.buf);
+		req->pub.buf = NULL;
+		req->cap = 0;
+	}
+	req->vbd_next = vbd->pool;
+	vbd->pool = req;
+	vbd->pool_free++;
+}
+
+/* The large buffer that fits buflen best: the smallest that is big
+ * enough, so that a 2 MiB request leaves a 4 MiB buffer to a 4 MiB one. */
+static struct vbd_req **vbd_pool_best(struct vbd *vbd, uint64_t buflen)
+{
+	struct vbd_req **best = NULL;
+
+	for (struct vbd_req **pp = &vbd->pool_big; *pp; pp = &(*pp)->vbd_next)
+		if ((*pp)->cap >= buflen && (!best || (*pp)->cap < (*best)->cap))
+			best = pp;
+	return best;
+}
+
+/* A free request for buflen bytes, preferring one whose buffer is large
+ * enough already; NULL when none is free. */
+static struct vbd_req *vbd_pool_take(struct vbd *vbd, uint64_t buflen)
+{
+	struct vbd_req **pp = &vbd->pool_big, *req;
+
+	if (buflen > VBD_POOL_BUF) {
+		pp = vbd_pool_best(vbd, buflen);
+		if (!pp)
+			pp = vbd->pool ? &vbd->pool : &vbd->pool_big;
+	} else if (vbd->pool) {
+		pp = &vbd->pool;
+	}
+	req = *pp;
+	if (!req)
+		return NULL;
+	*pp = req->vbd_next;
+	vbd->pool_free--;
+	if (req->cap > VBD_POOL_BUF)
+		vbd->pool_big_bytes -= req->cap;
+	return req;
+}
+
 struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen)
 {
 	struct vbd_req *req;
 
 	if (buflen > VBD_MAX_PAYLOAD)
 		return NULL;
-	req = vbd->pool;
-	if (req) {
-		vbd->pool = req->vbd_next;
-		vbd->pool_free--;
-	} else {
+	req = vbd_pool_take(vbd, buflen);
+	if (!req) {
 		req = calloc(1, sizeof(*req));
 		if (!req)
 			return NULL;
@@ -45,9 +103,7 @@ struct vbd_request *vbd_request_get(struct vbd *vbd, uint64_t buflen)
 		size_t cap = buflen <= VBD_POOL_BUF ? VBD_POOL_BUF : (size_t)buflen;
 		void *buf;
 		if (posix_memalign(&buf, VBD_BUF_ALIGN, cap)) {
-			req->vbd_next = vbd->pool;
-			vbd->pool = req;
-			vbd->pool_free++;
+			vbd_pool_push(vbd, req);
 			return NULL;
 		}
 		free(req->pub.buf);
@@ -84,15 +140,7 @@ void vbd_request_put(struct vbd_request *pub)
 		vbd->pool_total--;
 		return;
 	}
-	if (req->cap > VBD_POOL_KEEP_BUF) {
-		/* Keep the pool's memory bounded: a 32 MiB buffer is rare. */
-		free(req->pub.buf);
-		req->pub.buf = NULL;
-		req->cap = 0;
-	}
-	req->vbd_next = vbd->pool;
-	vbd->pool = req;
-	vbd->pool_free++;
+	vbd_pool_push(vbd, req);
 }
 
 void vbd_request_replied(struct vbd_request *pub, uint64_t now_ns)
@@ -115,12 +163,10 @@ bool vbd_buffer_room(const struct vbd *vbd, uint64_t len)
 
 void vbd_pool_free_all(struct vbd *vbd)
 {
-	while (vbd->pool) {
-		struct vbd_req *req = vbd->pool;
-		vbd->pool = req->vbd_next;
+	struct vbd_req *req;
+
+	while ((req = vbd_pool_take(vbd, 0)))
 		vbd_req_free(req);
-	}
-	vbd->pool_free = 0;
 }
 
 static void vbd_defer(struct vbd *vbd, struct vbd_req *req, int err)
