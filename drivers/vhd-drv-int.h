@@ -120,9 +120,11 @@ struct vhd {
 
 	uint8_t *zeroes;		/* VHD_ZERO_CHUNK of zeroes, for WRITE_ZEROES */
 
-	/* Requests kept for reuse (vhd-io.c). */
+	/* Requests and their extra pieces kept for reuse (vhd-io.c). */
 	struct vhd_req *req_cache;
 	unsigned req_cached;
+	struct vhd_piece *piece_cache;
+	unsigned piece_cached;
 
 	/* Locked ranges (vhd-lock.c). */
 	struct vhd_lock *locks, *locks_tail;

@@ -50,6 +50,7 @@ struct vhd_piece {
 	struct vhd_req *r;
 	struct vhd_bm *e;
 	uint32_t first, count;
+	struct vhd_piece *cache_next;
 };
 
 struct vhd_req {
@@ -69,13 +70,15 @@ struct vhd_req {
 	struct vd_io sub;		/* write zeroes, block status */
 	struct vd_extent pext[64];
 	/* The common request has one piece: no malloc for it, and none for
-	 * the request (v->req_cache keeps some for reuse). */
+	 * the request (v->req_cache keeps some for reuse).  A request over
+	 * several blocks takes its other pieces from v->piece_cache. */
 	bool p0_busy;
 	struct vhd_piece p0;
 	struct vhd_req *cache_next;
 };
 
 #define VHD_REQ_CACHE 128
+#define VHD_PIECE_CACHE 128
 
 /* Sub-I/Os sent to another image find their owner by their address:
  * the image's driver may use the vd_io's scratch fields. */
@@ -171,6 +174,13 @@ void vhd_io_cache_free(struct vhd *v)
 		free(r);
 	}
 	v->req_cached = 0;
+	while (v->piece_cache) {
+		struct vhd_piece *p = v->piece_cache;
+
+		v->piece_cache = p->cache_next;
+		free(p);
+	}
+	v->piece_cached = 0;
 }
 
 static struct vhd_req *req_of_lock(struct vhd_lock *l)
@@ -222,11 +232,33 @@ static void piece_done(struct vd_io *child, int err)
 			vhd_bm_set(p->e, p->first, p->count);
 		vhd_bm_unpin(r->v, p->e);
 	}
-	if (p == &r->p0)
+	if (p == &r->p0) {
 		r->p0_busy = false;
-	else
+	} else if (r->v->piece_cached < VHD_PIECE_CACHE) {
+		p->cache_next = r->v->piece_cache;
+		r->v->piece_cache = p;
+		r->v->piece_cached++;
+	} else {
 		free(p);
+	}
 	req_put(r, err);
+}
+
+/* A piece for r beyond its own p0: a cached one, or a new one. */
+static struct vhd_piece *piece_new(struct vhd_req *r)
+{
+	struct vhd *v = r->v;
+	struct vhd_piece *p = v->piece_cache;
+
+	if (!r->p0_busy) {
+		r->p0_busy = true;
+		return &r->p0;
+	}
+	if (!p)
+		return malloc(sizeof(*p));
+	v->piece_cache = p->cache_next;
+	v->piece_cached--;
+	return p;
 }
 
 /* A sub-I/O of r to img; false when out of memory (r carries -ENOMEM). */
@@ -234,10 +266,8 @@ static bool piece_send(struct vhd_req *r, struct vd_image *img, enum vd_op op,
 		       uint64_t off, uint64_t len, void *buf, unsigned flags,
 		       struct vhd_bm *e, uint32_t first, uint32_t count)
 {
-	struct vhd_piece *p = r->p0_busy ? malloc(sizeof(*p)) : &r->p0;
+	struct vhd_piece *p = piece_new(r);
 
-	if (p == &r->p0)
-		r->p0_busy = true;
 	if (!p) {
 		if (!r->err)
 			r->err = -ENOMEM;
