@@ -21,6 +21,11 @@ whole first, so the ram driver's memory is taken before counting.
   gnutls_record_uncork), and nothing but kTLS, which a unix socket does
   not have, goes around it.  There the limits are those counts plus
   under one a request: what vdiskd's own TLS code adds would show.
+- Requests of 2 and 4 MiB (4 at a time: 16 MiB in flight, within what
+  the request pool keeps of large buffers): under one allocation per 100
+  requests and under one page fault per request (minflt in
+  /proc/PID/stat; a fresh 2 MiB buffer faults in 512 pages).  Not under
+  TLS, whose record buffers come on top, nor in sanitizer builds.
 - System calls (strace -c -f attached to the daemon): at QD32, under one
   per request, since one readv, one io_submit and one sendmsg each carry
   many requests.  At QD1, at most what the path itself needs per request:
@@ -54,6 +59,8 @@ QD = 32
 BATCHES = 100          # of QD requests: 3,200 pipelined
 SINGLES = 1000         # requests at QD1
 ALLOC_LIMIT = 0.01     # allocations per request
+BIG_BATCHES = 25       # of 4 requests of 2 or 4 MiB
+BIG_FAULT_LIMIT = 1    # page faults per large request
 TLS_ALLOC_LIMIT = {"qd32": 1.5, "qd1": 5.5}     # GnuTLS's, and no more
 QD32_LIMIT = 1.0       # system calls per request
 QD1_LIMIT = {"ram": 3.2, "tls": 3.2, "submit": 7.5}
@@ -90,6 +97,35 @@ def pipelined(c, batches):
             if h % 2:      # handles 1, 3, ... are the reads
                 c.recv_exact(4096)
     return batches * QD
+
+
+def big_batches(c, batches, sizes=(2 * MiB, 4 * MiB), qd=4):
+    """batches x qd requests of the given sizes, reads and writes."""
+    for _ in range(batches):
+        out, reads = [], {}
+        for i in range(qd):
+            length = sizes[(i // 2) % len(sizes)]
+            off = random.randrange(SIZE // length) * length
+            if i % 2:
+                out.append(Client.request_bytes(CMD_WRITE, off, length, handle=i + 1,
+                                                payload=payload * (length // 4096)))
+            else:
+                out.append(Client.request_bytes(CMD_READ, off, length, handle=i + 1))
+                reads[i + 1] = length
+        c.send(b"".join(out))
+        for _ in range(qd):
+            if c.structured:
+                h, err, data, _ = c.read_reply()
+            else:
+                magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
+                data = c.recv_exact(reads[h]) if h in reads and not err else b""
+            assert err == 0 and len(data) == reads.get(h, 0), (h, err, len(data))
+    return batches * qd
+
+
+def minflt(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
 
 
 def singles(c, n):
@@ -246,6 +282,14 @@ def case(ck, label, kind, args, connect=plain()):
             per = (a1 - a0) / n
             ck.check("%s: %d heap allocations in %d requests, %.4f a request (< %.2f)"
                      % (label, a1 - a0, n, per, ALLOC_LIMIT), per < ALLOC_LIMIT)
+            big_batches(c, 5)          # the pool's large buffers
+            a0, f0 = count_file_read(count_path), minflt(d.proc.pid)
+            n = big_batches(c, BIG_BATCHES)
+            a1, f1 = count_file_read(count_path), minflt(d.proc.pid)
+            ck.check("%s: 2 and 4 MiB requests, %.3f heap allocations and %.2f page faults"
+                     " a request (< %.2f, < %d)"
+                     % (label, (a1 - a0) / n, (f1 - f0) / n, ALLOC_LIMIT, BIG_FAULT_LIMIT),
+                     (a1 - a0) / n < ALLOC_LIMIT and (f1 - f0) / n < BIG_FAULT_LIMIT)
         if counting:
             a1 = count_file_read(count_path)
             d.stats()
