@@ -40,6 +40,9 @@ TESTS = [
     Test("64k-write", "write", "64k", 16),
     Test("1m-read", "read", "1m", 8),
     Test("1m-write", "write", "1m", 8),
+    # qemu-img convert's request size (2 MiB, up to 8 at once).
+    Test("2m-read", "read", "2m", 8),
+    Test("2m-write", "write", "2m", 8),
     Test("4k-randread-mc", "randread", "4k", 32, jobs=4),
     Test("4k-randwrite-mc", "randwrite", "4k", 32, jobs=4),
 ]
