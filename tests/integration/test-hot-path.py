@@ -373,7 +373,7 @@ def main():
             os.unlink(vhd)
     if skipped and ck.failed == 0:
         print("%d checks passed, 0 failed" % ck.passed)
-        skip("not run: " + "; ".join(skipped))
+        skip("not run: " + "; ".join(dict.fromkeys(skipped)))
     ck.finish()
 
 
