@@ -342,38 +342,54 @@ int vd_options_parse(struct vd_options *o, int argc, char **argv)
 	return VD_OPT_OK;
 }
 
+/* The index of s among names (indexed by enum value), or -EINVAL. */
+static int vd_word(const char *s, const char *const names[], int n)
+{
+	for (int i = 0; i < n; i++)
+		if (names[i] && strcmp(s, names[i]) == 0)
+			return i;
+	return -EINVAL;
+}
+
+#define VD_WORD(s, names) vd_word((s), (names), (int)(sizeof(names) / sizeof((names)[0])))
+
 int vd_cache_parse(const char *s, enum vbd_cache *out)
 {
-	if (strcmp(s, "none") == 0)
-		*out = VBD_CACHE_NONE;
-	else if (strcmp(s, "writeback") == 0)
-		*out = VBD_CACHE_WRITEBACK;
-	else
-		return -EINVAL;
+	static const char *const names[] = {
+		[VBD_CACHE_NONE] = "none", [VBD_CACHE_WRITEBACK] = "writeback",
+	};
+	int i = VD_WORD(s, names);
+
+	if (i < 0)
+		return i;
+	*out = (enum vbd_cache)i;
 	return 0;
 }
 
 int vd_submit_cpu_parse(const char *s, enum vbd_submit_cpu *out)
 {
-	if (strcmp(s, "follow") == 0)
-		*out = VBD_SUBMIT_FOLLOW;
-	else if (strcmp(s, "free") == 0)
-		*out = VBD_SUBMIT_FREE;
-	else
-		return -EINVAL;
+	static const char *const names[] = {
+		[VBD_SUBMIT_FOLLOW] = "follow", [VBD_SUBMIT_FREE] = "free",
+	};
+	int i = VD_WORD(s, names);
+
+	if (i < 0)
+		return i;
+	*out = (enum vbd_submit_cpu)i;
 	return 0;
 }
 
 int vd_error_policy_parse(const char *s, bool write, enum vbd_error_policy *out)
 {
-	if (strcmp(s, "report") == 0)
-		*out = VBD_ERR_REPORT;
-	else if (strcmp(s, "pause") == 0)
-		*out = VBD_ERR_PAUSE;
-	else if (write && strcmp(s, "enospc") == 0)
-		*out = VBD_ERR_ENOSPC;
-	else
-		return -EINVAL;
+	static const char *const names[] = {
+		[VBD_ERR_REPORT] = "report", [VBD_ERR_PAUSE] = "pause",
+		[VBD_ERR_ENOSPC] = "enospc",
+	};
+	int i = VD_WORD(s, names);
+
+	if (i < 0 || (i == VBD_ERR_ENOSPC && !write))
+		return -EINVAL;	/* enospc is a write policy only */
+	*out = (enum vbd_error_policy)i;
 	return 0;
 }
 
@@ -386,14 +402,14 @@ static char *options_own(struct vd_options *o, char *s)
 
 int vd_tls_mode_parse(const char *s, enum nbd_tls_mode *out)
 {
-	if (strcmp(s, "off") == 0)
-		*out = NBD_TLS_OFF;
-	else if (strcmp(s, "on") == 0)
-		*out = NBD_TLS_ON;
-	else if (strcmp(s, "require") == 0)
-		*out = NBD_TLS_REQUIRE;
-	else
-		return -EINVAL;
+	static const char *const names[] = {
+		[NBD_TLS_OFF] = "off", [NBD_TLS_ON] = "on", [NBD_TLS_REQUIRE] = "require",
+	};
+	int i = VD_WORD(s, names);
+
+	if (i < 0)
+		return i;
+	*out = (enum nbd_tls_mode)i;
 	return 0;
 }
 
