@@ -62,19 +62,16 @@ static struct vbd_req **vbd_pool_best(struct vbd *vbd, uint64_t buflen)
 	return best;
 }
 
-/* A free request for buflen bytes, preferring one whose buffer is large
- * enough already; NULL when none is free. */
+/* A free request for buflen bytes: for a large one the best large
+ * buffer, else a small one, else any; NULL when none is free. */
 static struct vbd_req *vbd_pool_take(struct vbd *vbd, uint64_t buflen)
 {
-	struct vbd_req **pp = &vbd->pool_big, *req;
+	struct vbd_req **pp = NULL, *req;
 
-	if (buflen > VBD_POOL_BUF) {
+	if (buflen > VBD_POOL_BUF)
 		pp = vbd_pool_best(vbd, buflen);
-		if (!pp)
-			pp = vbd->pool ? &vbd->pool : &vbd->pool_big;
-	} else if (vbd->pool) {
-		pp = &vbd->pool;
-	}
+	if (!pp)
+		pp = vbd->pool ? &vbd->pool : &vbd->pool_big;
 	req = *pp;
 	if (!req)
 		return NULL;
