@@ -222,6 +222,24 @@ static bool req_lock(struct vhd_req *r, uint64_t start, uint64_t end, bool excl)
 	return vhd_lock_acquire(r->v, &r->lk);
 }
 
+/* Gives back a piece of r: p0 to r, others to the cache (as req_free). */
+static void piece_free(struct vhd_req *r, struct vhd_piece *p)
+{
+	struct vhd *v = r->v;
+
+	if (p == &r->p0) {
+		r->p0_busy = false;
+		return;
+	}
+	if (v->piece_cached >= VHD_PIECE_CACHE) {
+		free(p);
+		return;
+	}
+	p->cache_next = v->piece_cache;
+	v->piece_cache = p;
+	v->piece_cached++;
+}
+
 static void piece_done(struct vd_io *child, int err)
 {
 	struct vhd_piece *p = (struct vhd_piece *)child;
@@ -232,19 +250,11 @@ static void piece_done(struct vd_io *child, int err)
 			vhd_bm_set(p->e, p->first, p->count);
 		vhd_bm_unpin(r->v, p->e);
 	}
-	if (p == &r->p0) {
-		r->p0_busy = false;
-	} else if (r->v->piece_cached < VHD_PIECE_CACHE) {
-		p->cache_next = r->v->piece_cache;
-		r->v->piece_cache = p;
-		r->v->piece_cached++;
-	} else {
-		free(p);
-	}
+	piece_free(r, p);
 	req_put(r, err);
 }
 
-/* A piece for r beyond its own p0: a cached one, or a new one. */
+/* A piece for r: its own p0 if free, else a cached one, else a new one. */
 static struct vhd_piece *piece_new(struct vhd_req *r)
 {
 	struct vhd *v = r->v;
