@@ -21,7 +21,6 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <linux/loop.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,7 +53,6 @@ struct rd {
 
 static struct rd reads[NREAD];
 static char cg_dir[256], cg_parent_procs[256];
-
 
 static void sleep_ms(unsigned ms)
 {

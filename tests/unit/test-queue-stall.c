@@ -23,7 +23,6 @@
 #include <limits.h>
 #include <link.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,7 +65,6 @@ struct rd {
 };
 
 static unsigned left;
-
 
 static int find_asan(struct dl_phdr_info *info, size_t size, void *arg)
 {

@@ -26,7 +26,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,7 +77,6 @@ static void fill_random(uint8_t *p, size_t len)
 		memcpy(p + i, &v, 8);
 	}
 }
-
 
 /* ---- requests ---- */
 
