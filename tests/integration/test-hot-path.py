@@ -46,13 +46,13 @@ import random
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from nbd_client import (CMD_READ, CMD_WRITE, OPT_STARTTLS, REP_ACK,  # noqa: E402
-                        SIMPLE_REPLY_MAGIC, Checks, Client, Daemon, MiB, skip)
-import struct  # noqa: E402
+                        SIMPLE_REPLY_MAGIC, Checks, Client, Daemon, MiB, direct_ok, skip)
 
 SIZE = 64 * MiB
 QD = 32
@@ -75,33 +75,10 @@ payload = os.urandom(4096)
 skipped = []
 
 
-def pipelined(c, batches):
-    """batches x QD 4k requests, half reads, half writes, QD in flight."""
-    for _ in range(batches):
-        out = []
-        for i in range(QD):
-            off = random.randrange(SIZE // 4096) * 4096
-            if i % 2:
-                out.append(Client.request_bytes(CMD_WRITE, off, 4096, handle=i + 1,
-                                                payload=payload))
-            else:
-                out.append(Client.request_bytes(CMD_READ, off, 4096, handle=i + 1))
-        c.send(b"".join(out))
-        for _ in range(QD):
-            if c.structured:
-                h, err, data, _ = c.read_reply()
-                assert err == 0 and len(data) == (4096 if h % 2 else 0), (h, err, len(data))
-                continue
-            magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
-            assert magic == SIMPLE_REPLY_MAGIC and err == 0, (hex(magic), err)
-            if h % 2:      # handles 1, 3, ... are the reads
-                c.recv_exact(4096)
-    return batches * QD
-
-
-def big_batches(c, batches, sizes=(2 * MiB, 4 * MiB), qd=4):
-    """batches x qd requests of the given sizes, reads and writes."""
-    for _ in range(batches):
+def batches(c, n, sizes=(4096,), qd=QD):
+    """n batches of qd requests (sizes in turn, a pair each), half reads,
+    half writes, each batch sent in one write and answered in full."""
+    for _ in range(n):
         out, reads = [], {}
         for i in range(qd):
             length = sizes[(i // 2) % len(sizes)]
@@ -118,9 +95,20 @@ def big_batches(c, batches, sizes=(2 * MiB, 4 * MiB), qd=4):
                 h, err, data, _ = c.read_reply()
             else:
                 magic, err, h = struct.unpack(">IIQ", c.recv_exact(16))
+                assert magic == SIMPLE_REPLY_MAGIC, hex(magic)
                 data = c.recv_exact(reads[h]) if h in reads and not err else b""
             assert err == 0 and len(data) == reads.get(h, 0), (h, err, len(data))
-    return batches * qd
+    return n * qd
+
+
+def pipelined(c, n):
+    """n batches of QD 4k requests."""
+    return batches(c, n)
+
+
+def big_batches(c, n):
+    """n batches of 4 requests of 2 and 4 MiB: 12 MiB in flight."""
+    return batches(c, n, sizes=(2 * MiB, 4 * MiB), qd=4)
 
 
 def minflt(pid):
@@ -191,22 +179,6 @@ def path_calls(calls):
     return sum(v for k, v in calls.items() if k not in NOT_PATH)
 
 
-def stat(d, name):
-    """One counter from `stats` (searched for by name)."""
-    def find(x):
-        if isinstance(x, dict):
-            for k, v in x.items():
-                if k == name:
-                    return v
-                r = find(v)
-                if r is not None:
-                    return r
-        return None
-    v = find(d.stats())
-    assert v is not None, "no %s in stats" % name
-    return v
-
-
 def summary(calls, n):
     top = sorted(calls.items(), key=lambda kv: -kv[1])
     return ", ".join("%s %.3f" % (k, v / n) for k, v in top)
@@ -260,9 +232,9 @@ def case(ck, label, kind, args, connect=plain()):
             assert err == 0, err
         pipelined(c, 20)           # fills the request pool and the buffers
         singles(c, 50)
-        m0 = stat(d, "submit_moves")
+        m0 = d.stats()["submit_moves"]
         n = singles(c, SINGLES)
-        moves = (stat(d, "submit_moves") - m0) / n
+        moves = (d.stats()["submit_moves"] - m0) / n
         ck.check("%s: QD1 untraced, %.3f submit thread moves a request (< %.2f)"
                  % (label, moves, MOVES_LIMIT), moves < MOVES_LIMIT)
 
@@ -296,12 +268,11 @@ def case(ck, label, kind, args, connect=plain()):
             a2 = count_file_read(count_path)
             ck.check("%s: the count sees a stats command allocate (%d)" % (label, a2 - a1),
                      a2 > a1)
-        elif label.startswith("-d ram"):
+        else:
             skipped.append("allocation counts (%s)" %
                            ("a sanitizer build" if os.path.exists(shim) else "no " + shim))
 
-        if os.path.exists("/usr/bin/strace") or subprocess.run(
-                ["sh", "-c", "command -v strace"], capture_output=True).returncode == 0:
+        if shutil.which("strace"):
             out = os.path.join(tmp, "strace.%d.out" % os.getpid())
             st = Strace(d.proc.pid, out)
             n = pipelined(c, BATCHES)
@@ -318,7 +289,7 @@ def case(ck, label, kind, args, connect=plain()):
                      % (label, per, QD1_LIMIT[kind]), per <= QD1_LIMIT[kind],
                      summary(calls, n))
             print("  %s" % summary(calls, n))
-        elif label.startswith("-d ram"):
+        else:
             skipped.append("system call counts (no strace)")
         c.close()
         ck.check("%s: the daemon stops cleanly" % label, d.stop() == 0)
@@ -326,15 +297,6 @@ def case(ck, label, kind, args, connect=plain()):
         d.kill()
         if os.path.exists(count_path):
             os.unlink(count_path)
-
-
-def direct_ok(path):
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 def main():
@@ -349,7 +311,7 @@ def main():
                    ("--cache writeback", "submit", ["--cache", "writeback", img])]
         subprocess.run([os.path.join(os.path.dirname(os.path.abspath(exe)), "vdisk-img"),
                         "create", vhd, str(SIZE)], check=True)
-        if direct_ok(img):
+        if direct_ok(img + ".probe"):
             configs.append(("--cache none", "submit", ["--cache", "none", img]))
             configs.append(("VHD, --cache none", "submit", ["--cache", "none", vhd]))
         else:

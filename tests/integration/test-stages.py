@@ -10,14 +10,13 @@ buffered I/O (--cache writeback), where io_submit does the copy.  Those
 O_DIRECT parts need a filesystem under TESTS_TMP that takes O_DIRECT:
 without one the rest runs and the test exits 77."""
 
-import mmap
 
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from nbd_client import Checks, Daemon, MiB, skip  # noqa: E402
+from nbd_client import Checks, Daemon, MiB, direct_ok, skip  # noqa: E402
 
 try:
     import nbd
@@ -66,22 +65,6 @@ def submit_cpus(d):
             if f.read().strip() == "vdiskd-submit":
                 return os.sched_getaffinity(int(tid))
     return None
-
-
-def direct_ok(path):
-    """Whether an aligned O_DIRECT write to a file at path works."""
-    buf = mmap.mmap(-1, 4096)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
-    except OSError:
-        return False
-    try:
-        return os.pwritev(fd, [buf], 0) == 4096
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-        os.unlink(path)
 
 
 def placement(label, d, follows):

@@ -263,6 +263,24 @@ class Client:
         return err, data, chunks
 
 
+def direct_ok(path):
+    """Whether an aligned O_DIRECT write to a new file at path works (the
+    file is removed again)."""
+    import mmap
+    buf = mmap.mmap(-1, 4096)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_DIRECT, 0o600)
+    except OSError:
+        return False
+    try:
+        return os.pwritev(fd, [buf], 0) == 4096
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
 def thread_names(pid):
     """{tid: name} of the process's live threads (/proc/PID/task/*/comm)."""
     out = {}
